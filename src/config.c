@@ -1,0 +1,629 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Config file parsing (libconfuse) and validation.
+ *
+ * Every option is declared as a libconfuse "pointer" option whose parse
+ * callback keeps the raw text together with the line it was found on; all
+ * type checking happens afterwards in our own validation pass, so that every
+ * message names the file, the true line and the key, and so that an empty
+ * value (an unset ${VAR}) is an error instead of a silent 0.
+ */
+#include <confuse.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <inttypes.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+/* A raw value and where it came from. */
+struct cval {
+        char *text;
+        int line;
+};
+
+struct load_ctx {
+        const char *path;
+        struct strv *errors;
+        bool failed;
+};
+
+/* libconfuse calls our error function without a user pointer; parsing is
+ * single-threaded and not reentrant, so the context lives here meanwhile. */
+static struct load_ctx *current_ctx;
+
+void strv_clear(struct strv *v) {
+        for (size_t i = 0; i < v->n; i++)
+                free(v->items[i]);
+        free(v->items);
+        v->items = NULL;
+        v->n = 0;
+}
+
+int strv_appendf(struct strv *v, const char *format, ...) {
+        char *s = NULL, **items;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&s, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        items = realloc(v->items, (v->n + 1) * sizeof *items);
+        if (!items) {
+                free(s);
+                return -ENOMEM;
+        }
+        items[v->n++] = s;
+        v->items = items;
+        return 0;
+}
+
+static void cval_free(void *p) {
+        struct cval *v = p;
+
+        if (v) {
+                free(v->text);
+                free(v);
+        }
+}
+
+static int cval_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result) {
+        struct cval *v = calloc(1, sizeof *v);
+
+        if (!v)
+                return -1;
+        v->text = strdup(value ? value : "");
+        if (!v->text) {
+                free(v);
+                return -1;
+        }
+        v->line = cfg->line;
+        *(void **) result = v;
+        return 0;
+}
+
+static void error_func(cfg_t *cfg, const char *fmt, va_list ap) {
+        char msg[1024];
+
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        if (current_ctx) {
+                strv_appendf(current_ctx->errors, "%s:%d: %s", current_ctx->path, cfg->line, msg);
+                current_ctx->failed = true;
+        }
+}
+
+#define OPT(name)      CFG_PTR_CB(name, 0, CFGF_NODEFAULT, cval_parse, cval_free)
+#define OPT_LIST(name) CFG_PTR_LIST_CB(name, 0, CFGF_NODEFAULT, cval_parse, cval_free)
+
+static cfg_opt_t options[] = {
+        OPT_LIST("listen"),
+        OPT("backlog"),
+        OPT("max_connections"),
+        OPT("max_connections_per_source"),
+        OPT("source_prefix_v4"),
+        OPT("source_prefix_v6"),
+        OPT("max_sources"),
+        OPT("rate_limit"),
+        OPT("rate_limit_burst"),
+        OPT("rate_limit_per_source"),
+        OPT("rate_limit_per_source_burst"),
+        OPT("idle_timeout"),
+        OPT("session_timeout"),
+        OPT("shutdown_timeout"),
+        OPT("max_bytes"),
+        OPT_LIST("allow"),
+        OPT_LIST("deny"),
+        OPT("user"),
+        OPT("group"),
+        OPT("log_level"),
+        OPT("log_connections"),
+        OPT("log_payload"),
+        CFG_END()
+};
+
+/*
+ * Blanks out comments ('#' and '//' to the end of the line, and '/' '*' blocks)
+ * keeping newlines, because libconfuse 3.3 miscounts lines after comments.
+ * Also refuses bytes that libconfuse's lexer mishandles outside strings
+ * (NUL, other control characters, bytes >= 0x80). Returns 0, or the line of
+ * the first bad byte.
+ */
+static unsigned prepare_text(char *t, size_t size) {
+        enum { CODE, DQUOTE, SQUOTE, LINE_COMMENT, BLOCK_COMMENT } state = CODE;
+        unsigned line = 1;
+
+        for (size_t i = 0; i < size; i++) {
+                unsigned char c = (unsigned char) t[i];
+
+                if (c == '\0')
+                        return line;
+                if (c == '\n') {
+                        line++;
+                        if (state == LINE_COMMENT)
+                                state = CODE;
+                        continue;
+                }
+                switch (state) {
+                case CODE:
+                        if (c == '#' || (c == '/' && i + 1 < size && t[i + 1] == '/')) {
+                                state = LINE_COMMENT;
+                                t[i] = ' ';
+                        } else if (c == '/' && i + 1 < size && t[i + 1] == '*') {
+                                state = BLOCK_COMMENT;
+                                t[i] = t[i + 1] = ' ';
+                                i++;
+                        } else if (c == '"')
+                                state = DQUOTE;
+                        else if (c == '\'')
+                                state = SQUOTE;
+                        else if (c >= 0x80 || (c < 0x20 && c != '\t' && c != '\r'))
+                                return line;
+                        break;
+                case DQUOTE:
+                        if (c == '\\' && i + 1 < size && t[i + 1] != '\n')
+                                i++;
+                        else if (c == '"')
+                                state = CODE;
+                        break;
+                case SQUOTE:
+                        if (c == '\\' && i + 1 < size && t[i + 1] != '\n')
+                                i++;
+                        else if (c == '\'')
+                                state = CODE;
+                        break;
+                case LINE_COMMENT:
+                        t[i] = ' ';
+                        break;
+                case BLOCK_COMMENT:
+                        if (c == '*' && i + 1 < size && t[i + 1] == '/') {
+                                t[i] = t[i + 1] = ' ';
+                                i++;
+                                state = CODE;
+                        } else
+                                t[i] = ' ';
+                        break;
+                }
+        }
+        return 0;
+}
+
+void config_blank_comments(char *text, size_t size) {
+        (void) prepare_text(text, size);
+}
+
+/* ---- validation ---- */
+
+struct validator {
+        const char *path;
+        struct strv *errors;
+        cfg_t *cfg;
+        bool failed;
+};
+
+static void verr(struct validator *v, int line, const char *key, const char *format, ...)
+        __attribute__((format(printf, 4, 5)));
+static void verr(struct validator *v, int line, const char *key, const char *format, ...) {
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(msg, sizeof msg, format, ap);
+        va_end(ap);
+        strv_appendf(v->errors, "%s:%d: %s: %s", v->path, line, key, msg);
+        v->failed = true;
+}
+
+/* The value of a scalar key, or NULL when it is not set (use the default). */
+static const struct cval *get(struct validator *v, const char *key) {
+        if (cfg_size(v->cfg, key) == 0)
+                return NULL;
+        /* A key given twice: the last one wins, as in libconfuse. */
+        return cfg_getnptr(v->cfg, key, cfg_size(v->cfg, key) - 1);
+}
+
+static bool empty_value(struct validator *v, const struct cval *c, const char *key) {
+        if (c->text[0] != '\0')
+                return false;
+        verr(v, c->line, key, "empty value (an unset ${VARIABLE}?)");
+        return true;
+}
+
+static void get_uint(struct validator *v, const char *key, unsigned def,
+                     unsigned min, unsigned max, const char *zero_means, unsigned *ret) {
+        const struct cval *c = get(v, key);
+        uint64_t n;
+
+        *ret = def;
+        if (!c || empty_value(v, c, key))
+                return;
+        if (parse_uint64(c->text, &n) < 0 || n < min || n > max) {
+                if (zero_means && min == 0)
+                        verr(v, c->line, key, "invalid value '%s': expected a whole number from %u to %u (0 = %s)",
+                             c->text, min, max, zero_means);
+                else
+                        verr(v, c->line, key, "invalid value '%s': expected a whole number from %u to %u",
+                             c->text, min, max);
+                return;
+        }
+        *ret = (unsigned) n;
+}
+
+#define MAX_DURATION_USEC (UINT64_C(365) * 86400 * USEC_PER_SEC)
+
+static void get_duration(struct validator *v, const char *key, uint64_t def_usec,
+                         bool zero_ok, uint64_t *ret) {
+        const struct cval *c = get(v, key);
+        uint64_t usec;
+
+        *ret = def_usec;
+        if (!c || empty_value(v, c, key))
+                return;
+        if (parse_duration(c->text, &usec) < 0 || usec > MAX_DURATION_USEC) {
+                verr(v, c->line, key, "invalid duration '%s': expected seconds or a number with s, m, h or d (e.g. 30s, 5m, 2h), at most 365d",
+                     c->text);
+                return;
+        }
+        if (usec == 0 && !zero_ok) {
+                verr(v, c->line, key, "must be greater than 0");
+                return;
+        }
+        *ret = usec;
+}
+
+static void get_bool(struct validator *v, const char *key, bool def, bool *ret) {
+        static const char *const yes[] = { "true", "yes", "on" }, *const no[] = { "false", "no", "off" };
+        const struct cval *c = get(v, key);
+
+        *ret = def;
+        if (!c || empty_value(v, c, key))
+                return;
+        for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+                if (strcmp(c->text, yes[i]) == 0) {
+                        *ret = true;
+                        return;
+                }
+                if (strcmp(c->text, no[i]) == 0) {
+                        *ret = false;
+                        return;
+                }
+        }
+        verr(v, c->line, key, "invalid boolean '%s': expected true or false", c->text);
+}
+
+static char *get_name(struct validator *v, const char *key) {
+        const struct cval *c = get(v, key);
+
+        /* "" means not set: that is the documented default. */
+        if (!c || c->text[0] == '\0')
+                return NULL;
+        return strdup(c->text);
+}
+
+static int validate_listen(struct validator *v, struct config *cfg) {
+        const char *key = "listen";
+        unsigned n = cfg_size(v->cfg, key);
+
+        if (n == 0) {
+                cfg->listen = calloc(1, sizeof *cfg->listen);
+                if (!cfg->listen)
+                        return -ENOMEM;
+                cfg->listen[0].text = strdup("[::]:7");
+                if (!cfg->listen[0].text)
+                        return -ENOMEM;
+                (void) sockaddr_parse(cfg->listen[0].text, &cfg->listen[0].addr);
+                cfg->n_listen = 1;
+                return 0;
+        }
+
+        cfg->listen = calloc(n, sizeof *cfg->listen);
+        if (!cfg->listen)
+                return -ENOMEM;
+        for (unsigned i = 0; i < n; i++) {
+                const struct cval *c = cfg_getnptr(v->cfg, key, i);
+                struct sockaddr_any a;
+                int r;
+
+                if (empty_value(v, c, key))
+                        continue;
+                r = sockaddr_parse(c->text, &a);
+                if (r == -ERANGE) {
+                        verr(v, c->line, key, "invalid port in '%s': expected 1 to 65535", c->text);
+                        continue;
+                }
+                if (r < 0) {
+                        verr(v, c->line, key, "invalid address '%s': expected ADDR:PORT with a numeric address, e.g. \"0.0.0.0:7\", \"127.0.0.1:7\", \"[::]:7\" or \"[::1]:7\"",
+                             c->text);
+                        continue;
+                }
+                bool dup = false;
+                for (size_t j = 0; j < cfg->n_listen; j++)
+                        if (sockaddr_equal(&cfg->listen[j].addr, &a))
+                                dup = true;
+                if (dup) {
+                        verr(v, c->line, key, "address '%s' is listed twice", c->text);
+                        continue;
+                }
+                cfg->listen[cfg->n_listen].text = strdup(c->text);
+                if (!cfg->listen[cfg->n_listen].text)
+                        return -ENOMEM;
+                cfg->listen[cfg->n_listen++].addr = a;
+        }
+        return 0;
+}
+
+static int validate_acl(struct validator *v, struct config *cfg) {
+        unsigned na = cfg_size(v->cfg, "allow"), nd = cfg_size(v->cfg, "deny");
+
+        cfg->acl = calloc(na + nd + 1, sizeof *cfg->acl);
+        if (!cfg->acl)
+                return -ENOMEM;
+        for (unsigned i = 0; i < na + nd; i++) {
+                bool allow = i < na;
+                const char *key = allow ? "allow" : "deny";
+                const struct cval *c = cfg_getnptr(v->cfg, key, allow ? i : i - na);
+                struct netaddr net;
+                int r;
+
+                if (empty_value(v, c, key))
+                        continue;
+                r = netaddr_parse_cidr(c->text, &net);
+                if (r == -EADDRNOTAVAIL) {
+                        verr(v, c->line, key, "'%s' has address bits set beyond its prefix length; write the network address (e.g. 192.0.2.0/24, not 192.0.2.1/24)",
+                             c->text);
+                        continue;
+                }
+                if (r < 0) {
+                        verr(v, c->line, key, "invalid network '%s': expected ADDRESS or ADDRESS/PREFIX, e.g. 192.0.2.0/24 or 2001:db8::/32",
+                             c->text);
+                        continue;
+                }
+                cfg->acl[cfg->n_acl++] = (struct acl_entry) {
+                        .net = net,
+                        .allow = allow,
+                        .line = (unsigned) c->line,
+                };
+                if (allow)
+                        cfg->n_allow++;
+        }
+        return 0;
+}
+
+static int validate(struct validator *v, struct config *cfg) {
+        const struct cval *c;
+        int r;
+
+        r = validate_listen(v, cfg);
+        if (r < 0)
+                return r;
+
+        get_uint(v, "backlog", 128, 1, 65535, NULL, &cfg->backlog);
+        get_uint(v, "max_connections", 512, 0, 1000000, "unlimited", &cfg->max_connections);
+        get_uint(v, "max_connections_per_source", 32, 0, 1000000, "unlimited", &cfg->max_connections_per_source);
+        get_uint(v, "source_prefix_v4", 32, 0, 32, NULL, &cfg->source_prefix_v4);
+        get_uint(v, "source_prefix_v6", 64, 0, 128, NULL, &cfg->source_prefix_v6);
+        get_uint(v, "max_sources", 1024, 1, 1000000, NULL, &cfg->max_sources);
+        get_uint(v, "rate_limit", 0, 0, 1000000, "off", &cfg->rate_limit);
+        get_uint(v, "rate_limit_burst", 100, 1, 1000000, NULL, &cfg->rate_limit_burst);
+        get_uint(v, "rate_limit_per_source", 0, 0, 1000000, "off", &cfg->rate_limit_per_source);
+        get_uint(v, "rate_limit_per_source_burst", 10, 1, 1000000, NULL, &cfg->rate_limit_per_source_burst);
+
+        get_duration(v, "idle_timeout", 300 * USEC_PER_SEC, true, &cfg->idle_timeout_usec);
+        get_duration(v, "session_timeout", 0, true, &cfg->session_timeout_usec);
+        get_duration(v, "shutdown_timeout", 10 * USEC_PER_SEC, true, &cfg->shutdown_timeout_usec);
+
+        c = get(v, "max_bytes");
+        if (c && !empty_value(v, c, "max_bytes") && parse_size(c->text, &cfg->max_bytes) < 0)
+                verr(v, c->line, "max_bytes", "invalid size '%s': expected bytes, optionally with K, M, G or T (0 = unlimited)",
+                     c->text);
+
+        r = validate_acl(v, cfg);
+        if (r < 0)
+                return r;
+
+        cfg->user = get_name(v, "user");
+        cfg->group = get_name(v, "group");
+        if (cfg->user && !getpwnam(cfg->user))
+                verr(v, get(v, "user")->line, "user", "no such user '%s'", cfg->user);
+        if (cfg->group && !getgrnam(cfg->group))
+                verr(v, get(v, "group")->line, "group", "no such group '%s'", cfg->group);
+
+        cfg->log_level = LOG_INFO;
+        c = get(v, "log_level");
+        if (c && !empty_value(v, c, "log_level")) {
+                int l = log_level_from_string(c->text);
+                if (l < 0)
+                        verr(v, c->line, "log_level", "invalid level '%s': expected err, warning, notice, info or debug",
+                             c->text);
+                else
+                        cfg->log_level = l;
+        }
+        get_bool(v, "log_connections", true, &cfg->log_connections);
+        get_bool(v, "log_payload", false, &cfg->log_payload);
+        return 0;
+}
+
+struct config *config_free(struct config *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->n_listen; i++)
+                free(c->listen[i].text);
+        free(c->listen);
+        free(c->acl);
+        free(c->user);
+        free(c->group);
+        free(c->path);
+        free(c);
+        return NULL;
+}
+
+int config_load_text(const char *path, const char *text, size_t size,
+                     struct config **ret, struct strv *errors) {
+        _cleanup_config_ struct config *cfg = NULL;
+        _cleanup_free_ char *buf = NULL;
+        struct load_ctx ctx = { .path = path, .errors = errors };
+        struct validator v = { .path = path, .errors = errors };
+        unsigned bad_line;
+        cfg_t *c;
+        int r;
+
+        buf = malloc(size + 1);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, text, size);
+        buf[size] = '\0';
+
+        bad_line = prepare_text(buf, size);
+        if (bad_line > 0) {
+                strv_appendf(errors, "%s:%u: invalid character outside a quoted string (only ASCII text is allowed there)",
+                             path, bad_line);
+                return -EINVAL;
+        }
+
+        c = cfg_init(options, CFGF_NONE);
+        if (!c)
+                return -ENOMEM;
+        cfg_set_error_function(c, error_func);
+
+        current_ctx = &ctx;
+        r = cfg_parse_buf(c, buf);
+        current_ctx = NULL;
+        if (r != CFG_SUCCESS || ctx.failed) {
+                if (!ctx.failed)
+                        strv_appendf(errors, "%s: cannot parse the file", path);
+                cfg_free(c);
+                return r == CFG_SUCCESS || r == CFG_PARSE_ERROR ? -EINVAL : -ENOMEM;
+        }
+
+        cfg = calloc(1, sizeof *cfg);
+        if (!cfg || !(cfg->path = strdup(path))) {
+                cfg_free(c);
+                return -ENOMEM;
+        }
+        v.cfg = c;
+        r = validate(&v, cfg);
+        cfg_free(c);
+        if (r < 0)
+                return r;
+        if (v.failed)
+                return -EINVAL;
+
+        *ret = TAKE_PTR(cfg);
+        return 0;
+}
+
+int config_load(const char *path, struct config **ret, struct strv *errors) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        struct stat st;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                int r = -errno;
+                strv_appendf(errors, "%s: cannot open: %s", path, strerror(errno));
+                return r;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                strv_appendf(errors, "%s: not a regular file", path);
+                return -EINVAL;
+        }
+        buf = malloc(CONFIG_MAX_FILE_SIZE + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = read(fd, buf + size, CONFIG_MAX_FILE_SIZE + 1 - size);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        int r = -errno;
+                        strv_appendf(errors, "%s: cannot read: %s", path, strerror(errno));
+                        return r;
+                }
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+                if (size > CONFIG_MAX_FILE_SIZE) {
+                        strv_appendf(errors, "%s: file larger than %d bytes", path, CONFIG_MAX_FILE_SIZE);
+                        return -EFBIG;
+                }
+        }
+        return config_load_text(path, buf, size, ret, errors);
+}
+
+/* ---- dump ---- */
+
+static void dump_string(FILE *f, const char *s) {
+        fputc('"', f);
+        for (; *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        fputc('\\', f);
+                fputc(*s, f);
+        }
+        fputc('"', f);
+}
+
+static void dump_duration(FILE *f, const char *key, uint64_t usec) {
+        char buf[32];
+
+        format_duration(buf, sizeof buf, usec);
+        fprintf(f, "%s = %s\n", key, buf);
+}
+
+static void dump_acl(FILE *f, const struct config *c, bool allow) {
+        bool first = true;
+
+        fprintf(f, "%s = {", allow ? "allow" : "deny");
+        for (size_t i = 0; i < c->n_acl; i++) {
+                char buf[64];
+
+                if (c->acl[i].allow != allow)
+                        continue;
+                netaddr_format(&c->acl[i].net, buf, sizeof buf);
+                fprintf(f, "%s \"%s\"", first ? "" : ",", buf);
+                first = false;
+        }
+        fprintf(f, " }\n");
+}
+
+void config_dump(const struct config *c, FILE *f) {
+        fprintf(f, "# echod effective configuration (from %s, defaults included)\n", c->path);
+        fprintf(f, "listen = {");
+        for (size_t i = 0; i < c->n_listen; i++) {
+                fprintf(f, "%s ", i ? "," : "");
+                dump_string(f, c->listen[i].text);
+        }
+        fprintf(f, " }\n");
+        fprintf(f, "backlog = %u\n", c->backlog);
+        fprintf(f, "max_connections = %u\n", c->max_connections);
+        fprintf(f, "max_connections_per_source = %u\n", c->max_connections_per_source);
+        fprintf(f, "source_prefix_v4 = %u\n", c->source_prefix_v4);
+        fprintf(f, "source_prefix_v6 = %u\n", c->source_prefix_v6);
+        fprintf(f, "max_sources = %u\n", c->max_sources);
+        fprintf(f, "rate_limit = %u\n", c->rate_limit);
+        fprintf(f, "rate_limit_burst = %u\n", c->rate_limit_burst);
+        fprintf(f, "rate_limit_per_source = %u\n", c->rate_limit_per_source);
+        fprintf(f, "rate_limit_per_source_burst = %u\n", c->rate_limit_per_source_burst);
+        dump_duration(f, "idle_timeout", c->idle_timeout_usec);
+        dump_duration(f, "session_timeout", c->session_timeout_usec);
+        dump_duration(f, "shutdown_timeout", c->shutdown_timeout_usec);
+        fprintf(f, "max_bytes = %" PRIu64 "\n", c->max_bytes);
+        dump_acl(f, c, true);
+        dump_acl(f, c, false);
+        fprintf(f, "user = ");
+        dump_string(f, c->user ? c->user : "");
+        fprintf(f, "\ngroup = ");
+        dump_string(f, c->group ? c->group : "");
+        fprintf(f, "\nlog_level = \"%s\"\n", log_level_to_string(c->log_level));
+        fprintf(f, "log_connections = %s\n", c->log_connections ? "true" : "false");
+        fprintf(f, "log_payload = %s\n", c->log_payload ? "true" : "false");
+}

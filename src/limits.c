@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* Access lists, token buckets and the bounded per-source table. */
+#include <errno.h>
+#include <string.h>
+
+#include "limits.h"
+#include "util.h"
+
+bool gcra_allow(uint64_t *tat, uint64_t now, unsigned rate, unsigned burst) {
+        if (rate == 0)
+                return true;
+        uint64_t interval = USEC_PER_SEC / rate;
+        uint64_t next = (*tat > now ? *tat : now) + interval;
+        if (next - now > (uint64_t) burst * interval)
+                return false;
+        *tat = next;
+        return true;
+}
+
+const struct acl_entry *acl_check(const struct config *c, const struct netaddr *addr, bool *ret_allowed) {
+        const struct acl_entry *best = NULL;
+
+        for (size_t i = 0; i < c->n_acl; i++) {
+                const struct acl_entry *e = &c->acl[i];
+                if (!netaddr_contains(&e->net, addr))
+                        continue;
+                if (!best || e->net.prefixlen > best->net.prefixlen ||
+                    (e->net.prefixlen == best->net.prefixlen && !e->allow))
+                        best = e;
+        }
+        if (best)
+                *ret_allowed = best->allow;
+        else
+                *ret_allowed = c->n_allow == 0;
+        return best;
+}
+
+int sources_init(struct source_table *t, unsigned max) {
+        memset(t, 0, sizeof *t);
+        t->max = max;
+        /* Start small; the table grows up to max entries as sources appear. */
+        return htab_init(&t->h, sizeof(struct netaddr), sizeof(struct source), max < 64 ? max : 64);
+}
+
+void sources_done(struct source_table *t) {
+        htab_done(&t->h);
+}
+
+static bool source_is_idle(const struct source *s, uint64_t now) {
+        return s->active == 0 && s->tat <= now;
+}
+
+/* Drops stateless entries; O(table), so at most once per second of full table. */
+static void sources_sweep(struct source_table *t, uint64_t now) {
+        size_t i = 0;
+        struct source *s;
+
+        if (t->last_sweep != 0 && now - t->last_sweep < USEC_PER_SEC)
+                return;
+        t->last_sweep = now;
+        /* Removal shifts later entries back: revisit the same slot. */
+        while ((s = htab_next(&t->h, &i))) {
+                if (source_is_idle(s, now)) {
+                        htab_remove(&t->h, s);
+                        i--;
+                }
+        }
+}
+
+struct source *sources_get(struct source_table *t, const struct netaddr *key) {
+        return htab_get(&t->h, key);
+}
+
+int sources_acquire(struct source_table *t, const struct netaddr *key, uint64_t now, struct source **ret) {
+        struct source *s = htab_get(&t->h, key);
+        void *e;
+        int r;
+
+        if (s) {
+                *ret = s;
+                return 0;
+        }
+        if (t->h.len >= t->max) {
+                sources_sweep(t, now);
+                if (t->h.len >= t->max)
+                        return -ENOSPC;
+        }
+        r = htab_put(&t->h, key, &e);
+        if (r < 0)
+                return r;
+        *ret = e;
+        return 0;
+}
+
+void sources_release(struct source_table *t, struct source *s, uint64_t now) {
+        if (source_is_idle(s, now))
+                htab_remove(&t->h, s);
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/* Opening our own listeners or adopting systemd's. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+
+#include "listen.h"
+#include "util.h"
+
+static bool is_any6(const struct sockaddr_any *a) {
+        return a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
+}
+
+int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog) {
+        _cleanup_close_ int fd = -1;
+        int one = 1;
+
+        fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+                return -errno;
+        if (addr->sa.sa_family == AF_INET6) {
+                /* "[::]:P" serves IPv4 too, whatever net.ipv6.bindv6only says. */
+                int v6only = is_any6(addr) ? 0 : 1;
+                if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)
+                        return -errno;
+        }
+        if (bind(fd, &addr->sa, addr->len) < 0)
+                return -errno;
+        if (listen(fd, (int) backlog) < 0)
+                return -errno;
+
+        memset(l, 0, sizeof *l);
+        l->addr = *addr;
+        sockaddr_format(addr, l->name, sizeof l->name);
+        l->fd = TAKE_FD(fd);
+        return 0;
+}
+
+int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd) {
+        struct listener *ls;
+        int n, r;
+
+        n = sd_listen_fds(1);
+        if (n <= 0) {
+                *ret = NULL;
+                *ret_n = 0;
+                return n;
+        }
+        ls = calloc((size_t) n, sizeof *ls);
+        if (!ls)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                struct listener *l = &ls[i];
+
+                r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
+                if (r <= 0) {
+                        free(ls);
+                        *ret_bad_fd = fd;
+                        return r < 0 ? r : -EBADMSG;
+                }
+                r = fd_set_nonblock(fd, true);
+                if (r >= 0)
+                        r = fd_set_cloexec(fd, true);
+                if (r < 0) {
+                        free(ls);
+                        *ret_bad_fd = fd;
+                        return r;
+                }
+                l->fd = fd;
+                l->activated = true;
+                l->addr.len = sizeof l->addr.storage;
+                if (getsockname(fd, &l->addr.sa, &l->addr.len) < 0)
+                        l->addr.len = 0;
+                sockaddr_format(&l->addr, l->name, sizeof l->name);
+        }
+        *ret = ls;
+        *ret_n = (size_t) n;
+        return n;
+}
+
+void listener_close(struct listener *l) {
+        l->fd = safe_close(l->fd);
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* Where log records go (journal or stderr), level filtering and rate limits. */
+#include <alloca.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+
+#define MAX_FIELDS 32
+
+static enum log_target log_target = LOG_TARGET_STDERR;
+static int log_max_level = LOG_INFO;
+static int log_error_copy_fd = -1;
+
+static const char *const level_names[] = {
+        [LOG_EMERG] = "emerg",
+        [LOG_ALERT] = "alert",
+        [LOG_CRIT] = "crit",
+        [LOG_ERR] = "err",
+        [LOG_WARNING] = "warning",
+        [LOG_NOTICE] = "notice",
+        [LOG_INFO] = "info",
+        [LOG_DEBUG] = "debug",
+};
+
+void log_open(enum log_target target) {
+        if (target == LOG_TARGET_AUTO) {
+                if (isatty(STDERR_FILENO) || access("/run/systemd/journal/socket", W_OK) < 0)
+                        target = LOG_TARGET_STDERR;
+                else
+                        target = LOG_TARGET_JOURNAL;
+        }
+        log_target = target;
+}
+
+enum log_target log_get_target(void) {
+        return log_target;
+}
+
+int log_target_from_string(const char *s) {
+        if (strcmp(s, "auto") == 0)
+                return LOG_TARGET_AUTO;
+        if (strcmp(s, "journal") == 0)
+                return LOG_TARGET_JOURNAL;
+        if (strcmp(s, "stderr") == 0)
+                return LOG_TARGET_STDERR;
+        return -EINVAL;
+}
+
+void log_set_level(int level) {
+        log_max_level = level;
+}
+
+int log_get_level(void) {
+        return log_max_level;
+}
+
+int log_level_from_string(const char *s) {
+        /* The levels an operator may choose; emerg..crit are never filtered. */
+        for (int i = LOG_ERR; i <= LOG_DEBUG; i++)
+                if (strcmp(s, level_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+const char *log_level_to_string(int level) {
+        if (level < 0 || level >= (int) ARRAY_SIZE(level_names))
+                return "unknown";
+        return level_names[level];
+}
+
+void log_set_error_copy_fd(int fd) {
+        log_error_copy_fd = fd;
+}
+
+static void write_line(int fd, const char *msg) {
+        struct iovec iov[3] = {
+                { .iov_base = (char *) "echod: ", .iov_len = 7 },
+                { .iov_base = (char *) msg, .iov_len = strlen(msg) },
+                { .iov_base = (char *) "\n", .iov_len = 1 },
+        };
+        /* One writev keeps lines from concurrent workers whole. */
+        (void) writev(fd, iov, 3);
+}
+
+void log_record(int priority, bool force, const char *mid, const char *const *fields,
+                const char *format, ...) {
+        char msg[2048], prio_field[16], mid_field[48];
+        char *msg_field;
+        struct iovec iov[MAX_FIELDS + 5];
+        size_t n = 0;
+        int saved_errno = errno;
+        va_list ap;
+
+        if (!force && priority > log_max_level)
+                return;
+
+        va_start(ap, format);
+        errno = saved_errno;
+        vsnprintf(msg, sizeof msg, format, ap);
+        va_end(ap);
+
+        if (log_error_copy_fd >= 0 && priority <= LOG_ERR)
+                write_line(log_error_copy_fd, msg);
+
+        if (log_target != LOG_TARGET_JOURNAL) {
+                write_line(STDERR_FILENO, msg);
+                errno = saved_errno;
+                return;
+        }
+
+        msg_field = alloca(strlen(msg) + sizeof "MESSAGE=");
+        stpcpy(stpcpy(msg_field, "MESSAGE="), msg);
+        snprintf(prio_field, sizeof prio_field, "PRIORITY=%d", priority);
+        iov[n++] = (struct iovec) { msg_field, strlen(msg_field) };
+        iov[n++] = (struct iovec) { prio_field, strlen(prio_field) };
+        iov[n++] = (struct iovec) { (char *) "SYSLOG_IDENTIFIER=echod", 23 };
+        if (mid) {
+                snprintf(mid_field, sizeof mid_field, "MESSAGE_ID=%s", mid);
+                iov[n++] = (struct iovec) { mid_field, strlen(mid_field) };
+        }
+        for (size_t i = 0; fields && fields[i] && i < MAX_FIELDS; i++)
+                iov[n++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
+
+        if (sd_journal_sendv(iov, (int) n) < 0)
+                write_line(STDERR_FILENO, msg);
+        errno = saved_errno;
+}
+
+bool log_ratelimit_test(struct log_ratelimit *rl, uint64_t now, uint64_t *ret_suppressed) {
+        if (!rl->used || now - rl->window_start >= rl->interval_usec) {
+                *ret_suppressed = rl->suppressed;
+                rl->suppressed = 0;
+                rl->window_start = now;
+                rl->used = true;
+                return true;
+        }
+        rl->suppressed++;
+        *ret_suppressed = 0;
+        return false;
+}

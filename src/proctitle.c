@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rewrites argv in place (the classic setproctitle technique): the kernel
+ * shows the argument area in /proc/PID/cmdline and ps, and lets a title run
+ * on into the old environment area once the last NUL of argv is gone.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proctitle.h"
+
+extern char **environ;
+
+static char *title_start;
+static size_t title_size;
+
+void proctitle_init(int argc, char **argv) {
+        char *start, *end;
+        size_t n_env = 0;
+        char **env;
+
+        if (argc <= 0 || !argv[0])
+                return;
+        start = argv[0];
+        end = argv[0] + strlen(argv[0]) + 1;
+        for (int i = 1; i < argc; i++)
+                if (argv[i] == end)
+                        end = argv[i] + strlen(argv[i]) + 1;
+        for (; environ && environ[n_env]; n_env++)
+                if (environ[n_env] == end)
+                        end = environ[n_env] + strlen(environ[n_env]) + 1;
+
+        /* Move the environment and the arguments elsewhere; their old space
+         * becomes the title's. */
+        env = calloc(n_env + 1, sizeof *env);
+        if (!env)
+                return;
+        for (size_t i = 0; i < n_env; i++)
+                if (!(env[i] = strdup(environ[i])))
+                        return;
+        for (int i = 0; i < argc; i++) {
+                char *copy = strdup(argv[i]);
+                if (!copy)
+                        return;
+                argv[i] = copy;
+        }
+        environ = env;
+
+        title_start = start;
+        title_size = (size_t) (end - start);
+}
+
+void proctitle_set(const char *format, ...) {
+        va_list ap;
+        int n;
+
+        if (!title_start || title_size < 2)
+                return;
+        va_start(ap, format);
+        n = vsnprintf(title_start, title_size, format, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        /* Clear the rest so ps shows no leftovers. */
+        size_t used = (size_t) n < title_size ? (size_t) n + 1 : title_size;
+        memset(title_start + used, 0, title_size - used);
+}

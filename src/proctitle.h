@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: MIT */
+/* Process titles shown by ps: "echod: master", "echod: worker [ADDR]:PORT". */
+#pragma once
+
+/* Must run first in main(): moves the environment out of the way so the
+ * title may use the space of both argv and environ. */
+void proctitle_init(int argc, char **argv);
+void proctitle_set(const char *format, ...) __attribute__((format(printf, 1, 2)));

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/* The echo loop and the worker process around one connection. */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proctitle.h"
+#include "util.h"
+#include "worker.h"
+
+#define ECHO_BUFFER_SIZE (64 * 1024)
+#define PAYLOAD_LOG_BYTES 256
+
+volatile sig_atomic_t worker_stop;
+
+/* In BSS: pages a worker never touches cost it nothing. */
+static char echo_buffer[ECHO_BUFFER_SIZE];
+
+static const char *const reason_names[_CLOSE_REASON_MAX] = {
+        [CLOSE_EOF] = "eof",
+        [CLOSE_IDLE_TIMEOUT] = "idle-timeout",
+        [CLOSE_SESSION_TIMEOUT] = "session-timeout",
+        [CLOSE_MAX_BYTES] = "max-bytes",
+        [CLOSE_RESET] = "reset",
+        [CLOSE_ERROR] = "error",
+        [CLOSE_SHUTDOWN] = "shutdown",
+};
+
+/* Exit codes 0 and 10..15; anything else from a worker is abnormal. */
+#define EXIT_CODE_BASE 10
+
+const char *close_reason_to_string(enum close_reason r) {
+        return r < _CLOSE_REASON_MAX ? reason_names[r] : "unknown";
+}
+
+int close_reason_to_exit_code(enum close_reason r) {
+        return r == CLOSE_EOF ? 0 : EXIT_CODE_BASE + (int) r - 1;
+}
+
+int close_reason_from_exit_code(int code) {
+        if (code == 0)
+                return CLOSE_EOF;
+        if (code >= EXIT_CODE_BASE && code < EXIT_CODE_BASE + _CLOSE_REASON_MAX - 1)
+                return code - EXIT_CODE_BASE + 1;
+        return -1;
+}
+
+static void log_payload(const char *data, size_t n) {
+        char out[PAYLOAD_LOG_BYTES * 4 + 1], *p = out;
+        size_t shown = n < PAYLOAD_LOG_BYTES ? n : PAYLOAD_LOG_BYTES;
+
+        for (size_t i = 0; i < shown; i++) {
+                unsigned char c = (unsigned char) data[i];
+                if (c == '\\')
+                        p += sprintf(p, "\\\\");
+                else if (c >= 0x20 && c < 0x7f)
+                        *p++ = (char) c;
+                else
+                        p += sprintf(p, "\\x%02x", c);
+        }
+        *p = '\0';
+        log_record(LOG_DEBUG, true, ECHOD_MID_PAYLOAD, NULL, "received %zu bytes%s: \"%s\"",
+                   n, n > shown ? " (first 256 shown)" : "", out);
+}
+
+static bool is_reset(int err) {
+        return err == ECONNRESET || err == EPIPE || err == ECONNABORTED || err == ETIMEDOUT;
+}
+
+static void finish(struct echo_result *ret, enum close_reason reason, int err) {
+        ret->reason = reason;
+        ret->error = err;
+}
+
+void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
+               const sigset_t *poll_mask, struct echo_result *ret) {
+        uint64_t start = now_usec(CLOCK_MONOTONIC), last_progress = start;
+        size_t off = 0, len = 0;
+        bool eof = false;
+
+        memset(ret, 0, sizeof *ret);
+        for (;;) {
+                struct pollfd pfd;
+                ssize_t n;
+
+                if (len > 0) {
+                        n = send(out_fd, echo_buffer + off, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (n < 0 && errno == ENOTSOCK)
+                                n = write(out_fd, echo_buffer + off, len);
+                        if (n > 0) {
+                                off += (size_t) n;
+                                len -= (size_t) n;
+                                ret->bytes += (uint64_t) n;
+                                last_progress = now_usec(CLOCK_MONOTONIC);
+                                continue;
+                        }
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0 && errno != EAGAIN) {
+                                finish(ret, is_reset(errno) ? CLOSE_RESET : CLOSE_ERROR, errno);
+                                return;
+                        }
+                        pfd = (struct pollfd) { .fd = out_fd, .events = POLLOUT };
+                } else if (limits->max_bytes > 0 && ret->bytes >= limits->max_bytes) {
+                        finish(ret, CLOSE_MAX_BYTES, 0);
+                        (void) shutdown(out_fd, SHUT_WR);
+                        return;
+                } else if (eof) {
+                        (void) shutdown(out_fd, SHUT_WR);
+                        finish(ret, CLOSE_EOF, 0);
+                        return;
+                } else if (worker_stop) {
+                        /* Everything read has been written back. */
+                        (void) shutdown(out_fd, SHUT_WR);
+                        finish(ret, CLOSE_SHUTDOWN, 0);
+                        return;
+                } else {
+                        size_t want = sizeof echo_buffer;
+                        if (limits->max_bytes > 0 && limits->max_bytes - ret->bytes < want)
+                                want = (size_t) (limits->max_bytes - ret->bytes);
+                        n = read(in_fd, echo_buffer, want);
+                        if (n > 0) {
+                                off = 0;
+                                len = (size_t) n;
+                                last_progress = now_usec(CLOCK_MONOTONIC);
+                                if (limits->log_payload)
+                                        log_payload(echo_buffer, len);
+                                continue;
+                        }
+                        if (n == 0) {
+                                eof = true;
+                                continue;
+                        }
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN) {
+                                finish(ret, is_reset(errno) ? CLOSE_RESET : CLOSE_ERROR, errno);
+                                return;
+                        }
+                        pfd = (struct pollfd) { .fd = in_fd, .events = POLLIN };
+                }
+
+                /* Nothing to do until the socket is ready: wait, bounded by the timeouts. */
+                uint64_t now = now_usec(CLOCK_MONOTONIC), deadline = USEC_INFINITY;
+                enum close_reason why = CLOSE_IDLE_TIMEOUT;
+                if (limits->idle_usec > 0)
+                        deadline = last_progress + limits->idle_usec;
+                if (limits->session_usec > 0 && start + limits->session_usec < deadline) {
+                        deadline = start + limits->session_usec;
+                        why = CLOSE_SESSION_TIMEOUT;
+                }
+                if (deadline != USEC_INFINITY && now >= deadline) {
+                        finish(ret, why, 0);
+                        return;
+                }
+                struct timespec ts, *tsp = NULL;
+                if (deadline != USEC_INFINITY) {
+                        uint64_t left = deadline - now;
+                        ts.tv_sec = (time_t) (left / USEC_PER_SEC);
+                        ts.tv_nsec = (long) (left % USEC_PER_SEC) * 1000;
+                        tsp = &ts;
+                }
+                int r = ppoll(&pfd, 1, tsp, poll_mask);
+                if (r < 0 && errno != EINTR) {
+                        finish(ret, CLOSE_ERROR, errno);
+                        return;
+                }
+                /* Timeouts and stop requests are checked at the top of the loop. */
+        }
+}
+
+static void on_stop_signal(int sig) {
+        (void) sig;
+        worker_stop = 1;
+}
+
+/* Signals as a worker wants them: SIGTERM/SIGINT set a flag and are only
+ * delivered while waiting in ppoll; SIGHUP and SIGUSR1 (meant for the
+ * master) are ignored; SIGPIPE cannot happen (MSG_NOSIGNAL) but is ignored. */
+static void worker_setup_signals(sigset_t *ret_poll_mask) {
+        struct sigaction stop = { .sa_handler = on_stop_signal };
+        struct sigaction ign = { .sa_handler = SIG_IGN };
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigset_t block;
+
+        sigemptyset(&stop.sa_mask);
+        (void) sigaction(SIGTERM, &stop, NULL);
+        (void) sigaction(SIGINT, &stop, NULL);
+        (void) sigaction(SIGHUP, &ign, NULL);
+        (void) sigaction(SIGUSR1, &ign, NULL);
+        (void) sigaction(SIGPIPE, &ign, NULL);
+        (void) sigaction(SIGCHLD, &dfl, NULL);
+
+        sigemptyset(&block);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGINT);
+        (void) sigprocmask(SIG_SETMASK, &block, NULL);
+        sigemptyset(ret_poll_mask);
+}
+
+int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote) {
+        struct sockaddr_any peer = {}, local = {};
+        char peer_host[ADDR_STR_MAX], peer_str[ADDR_STR_MAX];
+        char f_addr[ADDR_STR_MAX + 16], f_port[32], f_lport[32], f_pid[32];
+        char f_bytes[48], f_dur[48], f_reason[48], f_errno[32];
+        struct echo_limits limits = {
+                .idle_usec = cfg->idle_timeout_usec,
+                .session_usec = cfg->session_timeout_usec,
+                .max_bytes = cfg->max_bytes,
+                .log_payload = cfg->log_payload,
+        };
+        struct echo_result res;
+        sigset_t poll_mask;
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+
+        worker_setup_signals(&poll_mask);
+
+        if (remote)
+                peer = *remote;
+        else {
+                peer.len = sizeof peer.storage;
+                if (getpeername(in_fd, &peer.sa, &peer.len) < 0)
+                        memset(&peer, 0, sizeof peer);
+                sockaddr_unmap(&peer);
+        }
+        local.len = sizeof local.storage;
+        if (getsockname(in_fd, &local.sa, &local.len) < 0)
+                memset(&local, 0, sizeof local);
+
+        sockaddr_format_host(&peer, peer_host, sizeof peer_host);
+        sockaddr_format(&peer, peer_str, sizeof peer_str);
+        proctitle_set("echod: worker [%s]:%u", peer_host, sockaddr_port(&peer));
+        (void) prctl(PR_SET_NAME, (unsigned long) "echod: worker", 0, 0, 0);
+
+        snprintf(f_addr, sizeof f_addr, "REMOTE_ADDR=%s", peer_host);
+        snprintf(f_port, sizeof f_port, "REMOTE_PORT=%u", sockaddr_port(&peer));
+        snprintf(f_lport, sizeof f_lport, "LOCAL_PORT=%u", sockaddr_port(&local));
+        snprintf(f_pid, sizeof f_pid, "WORKER_PID=%d", (int) getpid());
+
+        if (cfg->log_connections) {
+                const char *const fields[] = { f_addr, f_port, f_lport, f_pid, NULL };
+                log_record(LOG_INFO, false, ECHOD_MID_CONN_OPEN, fields,
+                           "connection from %s to port %u opened (worker %d)",
+                           peer_str, sockaddr_port(&local), (int) getpid());
+        }
+
+        echo_loop(in_fd, out_fd, &limits, &poll_mask, &res);
+        uint64_t duration = now_usec(CLOCK_MONOTONIC) - start;
+
+        if (cfg->log_connections || res.reason == CLOSE_ERROR) {
+                const char *reason = close_reason_to_string(res.reason);
+                snprintf(f_bytes, sizeof f_bytes, "BYTES=%" PRIu64, res.bytes);
+                snprintf(f_dur, sizeof f_dur, "DURATION_USEC=%" PRIu64, duration);
+                snprintf(f_reason, sizeof f_reason, "CLOSE_REASON=%s", reason);
+                snprintf(f_errno, sizeof f_errno, "ERRNO=%d", res.error);
+                const char *const fields[] = { f_addr, f_port, f_lport, f_pid, f_bytes, f_dur, f_reason,
+                                               res.error ? f_errno : NULL, NULL };
+                errno = res.error;
+                log_record(res.reason == CLOSE_ERROR ? LOG_WARNING : LOG_INFO, false, ECHOD_MID_CONN_CLOSE, fields,
+                           "connection from %s closed: %s%s%s, %" PRIu64 " bytes echoed in %" PRIu64 ".%03" PRIu64 " s",
+                           peer_str, reason, res.error ? ": " : "", res.error ? strerror(res.error) : "",
+                           res.bytes, duration / USEC_PER_SEC, duration % USEC_PER_SEC / 1000);
+        }
+        return close_reason_to_exit_code(res.reason);
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One connection: the echo loop with its limits, and the worker process
+ * around it (signals, process title, open and close records, exit code).
+ */
+#pragma once
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "config.h"
+
+/* Why a connection ended. The worker's exit status carries it to the master. */
+enum close_reason {
+        CLOSE_EOF,              /* client closed; everything was echoed */
+        CLOSE_IDLE_TIMEOUT,     /* no progress either way for idle_timeout */
+        CLOSE_SESSION_TIMEOUT,  /* session_timeout reached */
+        CLOSE_MAX_BYTES,        /* max_bytes echoed */
+        CLOSE_RESET,            /* client reset the connection */
+        CLOSE_ERROR,            /* any other socket error */
+        CLOSE_SHUTDOWN,         /* echod is stopping; pending data was flushed */
+        _CLOSE_REASON_MAX,
+};
+
+const char *close_reason_to_string(enum close_reason r);
+int close_reason_to_exit_code(enum close_reason r);
+/* -1 when the exit code is not one of ours. */
+int close_reason_from_exit_code(int code);
+
+struct echo_limits {
+        uint64_t idle_usec;             /* 0 = none */
+        uint64_t session_usec;          /* 0 = none */
+        uint64_t max_bytes;             /* 0 = none */
+        bool log_payload;
+};
+
+struct echo_result {
+        uint64_t bytes;                 /* echoed back */
+        enum close_reason reason;
+        int error;                      /* errno for CLOSE_ERROR / CLOSE_RESET */
+};
+
+/* Set from the worker's SIGTERM handler (a flag and nothing else). */
+extern volatile sig_atomic_t worker_stop;
+
+/*
+ * Echoes everything read from in_fd to out_fd (both non-blocking; may be the
+ * same socket) until EOF, a limit or a stop request. Handles short writes,
+ * EINTR and EAGAIN; on EOF writes back all it read, then shuts down the
+ * write side. poll_mask is the signal mask to wait with (ppoll), or NULL.
+ */
+void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
+               const sigset_t *poll_mask, struct echo_result *ret);
+
+/*
+ * Runs a whole worker on an accepted connection (or, with inetd, on fds 0
+ * and 1) and returns the process exit code. remote may be NULL (it is
+ * looked up). The caller has already closed what belongs to the master.
+ */
+int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote);
