@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * echoc line mode: connect, send standard input a line at a time, print
+ * what comes back, half-close at end of input, and verify the echo byte
+ * for byte. Full duplex through poll(): the socket is always read while
+ * input is sent, so a long pipe never deadlocks against the server's
+ * buffers. At most WINDOW bytes are in flight (sent, not yet echoed).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "echoc.h"
+
+#define WINDOW (256 * 1024)
+#define RBUF   (64 * 1024)
+
+static void closep(int *fd) {
+        if (*fd >= 0)
+                (void) close(*fd);
+}
+
+static void freep(void *p) {
+        free(*(void **) p);
+}
+
+/* Connects one address within timeout. Returns the socket or -errno. */
+static int connect_one(const struct addrinfo *ai, uint64_t timeout_usec) {
+        _cleanup_(closep) int fd = -1;
+        int err = 0;
+        socklen_t len = sizeof(err);
+
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+                if (errno != EINPROGRESS)
+                        return -errno;
+
+                uint64_t deadline = now_nsec() + timeout_usec * NSEC_PER_USEC;
+                for (;;) {
+                        struct pollfd p = { .fd = fd, .events = POLLOUT };
+                        uint64_t now = now_nsec();
+                        if (now >= deadline)
+                                return -ETIMEDOUT;
+                        int ms = (int) ((deadline - now + 999999) / 1000000);
+                        int n = poll(&p, 1, ms);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0)
+                                return -errno;
+                        if (n > 0)
+                                break;
+                }
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                        return -errno;
+                if (err != 0)
+                        return -err;
+        }
+        int r = fd;
+        fd = -1;
+        return r;
+}
+
+/* Writes everything to a (blocking) descriptor; EINTR and short writes handled. */
+static int write_all(int fd, const void *buf, size_t len) {
+        const char *p = buf;
+
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+static void describe_byte(char *buf, size_t size, int c) {
+        if (c < 0)
+                snprintf(buf, size, "nothing");
+        else if (c == '\n')
+                snprintf(buf, size, "'\\n' (0x0a)");
+        else if (c >= 0x20 && c < 0x7f)
+                snprintf(buf, size, "'%c' (0x%02x)", c, c);
+        else
+                snprintf(buf, size, "0x%02x", c);
+}
+
+struct session {
+        int fd;
+        char peer[SOCKADDR_STR_MAX];
+
+        /* buf[0..verified) is free, [verified..sent) awaits its echo,
+         * [sent..filled) is read from stdin but not yet sent. */
+        unsigned char *buf;
+        size_t verified, sent, filled;
+
+        uint64_t total_sent, total_recv;
+        uint64_t lines_verified;        /* newlines echoed correctly so far */
+        bool stdin_eof, shut, peer_eof;
+
+        bool mismatch;
+        uint64_t mismatch_offset, mismatch_line;
+        int mismatch_sent, mismatch_got;  /* -1: nothing */
+};
+
+/* Compares echoed bytes with what was sent; records the first difference. */
+static void verify(struct session *s, const unsigned char *data, size_t n) {
+        size_t expect = s->sent - s->verified;
+        size_t k = n < expect ? n : expect;
+
+        if (!s->mismatch) {
+                const unsigned char *want = s->buf + s->verified;
+                for (size_t i = 0; i < k; i++) {
+                        if (data[i] != want[i]) {
+                                s->mismatch = true;
+                                s->mismatch_offset = s->total_recv + i;
+                                s->mismatch_sent = want[i];
+                                s->mismatch_got = data[i];
+                                break;
+                        }
+                        if (data[i] == '\n')
+                                s->lines_verified++;
+                }
+                if (!s->mismatch && n > k) {
+                        /* More came back than was sent. */
+                        s->mismatch = true;
+                        s->mismatch_offset = s->total_recv + k;
+                        s->mismatch_sent = -1;
+                        s->mismatch_got = data[k];
+                }
+                if (s->mismatch)
+                        s->mismatch_line = s->lines_verified + 1;
+        }
+        s->verified += k;
+        s->total_recv += n;
+        if (s->verified == s->sent && s->sent == s->filled)
+                s->verified = s->sent = s->filled = 0;
+}
+
+/* End of what may be sent now: whole lines, or everything at end of input
+ * or when the window is full (a line longer than the window). */
+static size_t sendable_end(const struct session *s) {
+        if (s->stdin_eof || s->filled == WINDOW)
+                return s->filled;
+        const unsigned char *nl = memrchr(s->buf + s->sent, '\n', s->filled - s->sent);
+        return nl ? (size_t) (nl - s->buf) + 1 : s->sent;
+}
+
+static int report(const struct session *s) {
+        char a[32], b[32];
+
+        if (s->mismatch && s->mismatch_sent < 0) {
+                describe_byte(b, sizeof(b), s->mismatch_got);
+                log_msg("echo has extra bytes: %" PRIu64 " bytes sent, %" PRIu64 " received; the first "
+                        "unexpected byte, %s, is byte %" PRIu64 " (line %" PRIu64 ")",
+                        s->total_sent, s->total_recv, b, s->mismatch_offset + 1, s->mismatch_line);
+                return EXIT_MISMATCH;
+        }
+        if (s->mismatch) {
+                describe_byte(a, sizeof(a), s->mismatch_sent);
+                describe_byte(b, sizeof(b), s->mismatch_got);
+                log_msg("echo differs at byte %" PRIu64 " (line %" PRIu64 "): sent %s, received %s "
+                        "(%" PRIu64 " bytes sent, %" PRIu64 " received)",
+                        s->mismatch_offset + 1, s->mismatch_line, a, b, s->total_sent, s->total_recv);
+                return EXIT_MISMATCH;
+        }
+        if (s->total_recv < s->total_sent || !s->stdin_eof) {
+                log_msg("short echo: %s closed the connection after echoing %" PRIu64 " of %" PRIu64
+                        " bytes sent%s", s->peer, s->total_recv, s->total_sent,
+                        s->stdin_eof ? "" : " (input was not finished)");
+                return EXIT_MISMATCH;
+        }
+        return EXIT_OK;
+}
+
+static int converse(struct session *s, uint64_t timeout_usec) {
+        _cleanup_(freep) unsigned char *rbuf = malloc(RBUF);
+        uint64_t last_progress = now_nsec();
+        char t[32];
+
+        if (!rbuf) {
+                log_msg("out of memory");
+                return EXIT_IO;
+        }
+
+        while (!s->peer_eof) {
+                struct pollfd p[2] = {
+                        { .fd = -1, .events = POLLIN },
+                        { .fd = s->fd, .events = POLLIN },
+                };
+                size_t end = sendable_end(s);
+                bool waiting = s->sent > s->verified || s->shut;
+
+                if (!s->stdin_eof && !s->shut && s->filled < WINDOW)
+                        p[0].fd = STDIN_FILENO;
+                if (end > s->sent)
+                        p[1].events |= POLLOUT;
+
+                /* The clock runs only while we wait on the network, not on the user. */
+                int ms = -1;
+                if (!waiting && end == s->sent)
+                        last_progress = now_nsec();
+                else {
+                        uint64_t now = now_nsec(), deadline = last_progress + timeout_usec * NSEC_PER_USEC;
+                        if (now >= deadline) {
+                                log_msg("timed out after %s waiting for %s (%" PRIu64 " bytes sent, %"
+                                        PRIu64 " echoed)", format_seconds(timeout_usec, t, sizeof(t)),
+                                        s->peer, s->total_sent, s->total_recv);
+                                return EXIT_TIMEOUT;
+                        }
+                        ms = (int) ((deadline - now + 999999) / 1000000);
+                }
+
+                int n = poll(p, 2, ms);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_msg("poll: %m");
+                        return EXIT_IO;
+                }
+
+                if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        ssize_t k = recv(s->fd, rbuf, RBUF, MSG_DONTWAIT);
+                        if (k < 0 && errno != EAGAIN && errno != EINTR) {
+                                log_msg("connection to %s: %m (%" PRIu64 " bytes sent, %" PRIu64 " echoed)",
+                                        s->peer, s->total_sent, s->total_recv);
+                                return EXIT_IO;
+                        }
+                        if (k == 0)
+                                s->peer_eof = true;
+                        if (k > 0) {
+                                last_progress = now_nsec();
+                                verify(s, rbuf, (size_t) k);
+                                int r = write_all(STDOUT_FILENO, rbuf, (size_t) k);
+                                if (r < 0) {
+                                        errno = -r;
+                                        log_msg("write to standard output: %m");
+                                        return EXIT_IO;
+                                }
+                        }
+                }
+
+                if (!s->peer_eof && (p[1].revents & POLLOUT) && end > s->sent) {
+                        ssize_t k = send(s->fd, s->buf + s->sent, end - s->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (k < 0 && errno != EAGAIN && errno != EINTR) {
+                                log_msg("connection to %s: %m (%" PRIu64 " bytes sent, %" PRIu64 " echoed)",
+                                        s->peer, s->total_sent, s->total_recv);
+                                return EXIT_IO;
+                        }
+                        if (k > 0) {
+                                last_progress = now_nsec();
+                                s->sent += (size_t) k;
+                                s->total_sent += (uint64_t) k;
+                        }
+                }
+
+                if (p[0].fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+                        ssize_t k = read(STDIN_FILENO, s->buf + s->filled, WINDOW - s->filled);
+                        if (k < 0 && errno != EAGAIN && errno != EINTR) {
+                                log_msg("read standard input: %m");
+                                return EXIT_IO;
+                        }
+                        if (k == 0)
+                                s->stdin_eof = true;
+                        if (k > 0)
+                                s->filled += (size_t) k;
+                }
+
+                /* Slide the window once half of it is echoed, or when it is full. */
+                if (s->verified >= WINDOW / 2 || (s->filled == WINDOW && s->verified > 0)) {
+                        memmove(s->buf, s->buf + s->verified, s->filled - s->verified);
+                        s->sent -= s->verified;
+                        s->filled -= s->verified;
+                        s->verified = 0;
+                }
+
+                if (s->stdin_eof && !s->shut && s->sent == s->filled) {
+                        if (shutdown(s->fd, SHUT_WR) < 0) {
+                                log_msg("shutdown: %m");
+                                return EXIT_IO;
+                        }
+                        s->shut = true;
+                        last_progress = now_nsec();
+                }
+        }
+        return report(s);
+}
+
+int run_pipe(const struct options *o) {
+        _cleanup_(freeaddrinfop) struct addrinfo *ai = NULL;
+        _cleanup_(freep) unsigned char *buf = NULL;
+        _cleanup_(closep) int fd = -1;
+        struct session s = {};
+        char addr[SOCKADDR_STR_MAX], t[32];
+        int r, last = 0;
+
+        /* Standard output may be a pipe that closes early: report EPIPE, do not die. */
+        signal(SIGPIPE, SIG_IGN);
+
+        r = resolve_host(o->host, o->port, o->family, &ai);
+        if (r != 0) {
+                if (r == EAI_SERVICE)
+                        log_msg("unknown port or service '%s'", o->port);
+                else
+                        log_msg("cannot resolve '%s': %s", o->host, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+                return EXIT_CONNECT;
+        }
+
+        for (const struct addrinfo *a = ai; a; a = a->ai_next) {
+                format_sockaddr(a->ai_addr, addr, sizeof(addr));
+                r = connect_one(a, o->timeout_usec);
+                if (r >= 0) {
+                        fd = r;
+                        break;
+                }
+                last = r;
+                if (r == -ETIMEDOUT)
+                        log_msg("connect to %s: timed out after %s", addr,
+                                format_seconds(o->timeout_usec, t, sizeof(t)));
+                else
+                        log_msg("connect to %s: %s", addr, strerror(-r));
+        }
+        if (fd < 0)
+                return last == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_CONNECT;
+
+        buf = malloc(WINDOW);
+        if (!buf) {
+                log_msg("out of memory");
+                return EXIT_IO;
+        }
+        s.fd = fd;
+        s.buf = buf;
+        snprintf(s.peer, sizeof(s.peer), "%s", addr);
+        return converse(&s, o->timeout_usec);
+}

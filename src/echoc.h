@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * echoc: what the argument parser (echoc.c), the line mode (echoc-pipe.c)
+ * and the load generator (echoc-bench.c) share: options, exit codes, and the
+ * small helpers in echoc-util.c (strict number parsing, name resolution,
+ * address formatting, clocks).
+ */
+#pragma once
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+#define USEC_PER_SEC  UINT64_C(1000000)
+#define NSEC_PER_USEC UINT64_C(1000)
+#define NSEC_PER_SEC  UINT64_C(1000000000)
+
+/* Exit codes, documented in echoc(1). */
+enum {
+        EXIT_OK = 0,
+        EXIT_MISMATCH = 1,      /* echo differed or was short; bench: errors were counted */
+        EXIT_USAGE = 2,
+        EXIT_CONNECT = 3,       /* name resolution or connection failure */
+        EXIT_TIMEOUT = 4,       /* connect or echo timed out */
+        EXIT_IO = 5,            /* connection reset, or local I/O / resource failure */
+};
+
+enum bench_mode {
+        BENCH_NONE,
+        BENCH_RATE,
+        BENCH_STREAM,
+        BENCH_LATENCY,
+        BENCH_HOLD,
+};
+
+struct options {
+        int family;                     /* AF_UNSPEC, AF_INET or AF_INET6 */
+        uint64_t timeout_usec;          /* connect / no-progress timeout */
+        const char *host;
+        const char *port;
+        enum bench_mode mode;
+        uint64_t concurrency;
+        uint64_t size;
+        uint64_t duration_usec;         /* 0 = not given */
+        uint64_t requests;              /* 0 = not given */
+        bool json;
+};
+
+#define DEFAULT_PORT "7"
+#define DEFAULT_TIMEOUT_USEC (10 * USEC_PER_SEC)
+#define DEFAULT_DURATION_USEC (5 * USEC_PER_SEC)
+
+extern const char *program_name;
+
+/* "message\n" on stderr, prefixed with the program name. */
+void log_msg(const char *fmt, ...) _printf_(1, 2);
+
+const char *bench_mode_to_string(enum bench_mode m);
+enum bench_mode bench_mode_from_string(const char *s);
+
+/* Strict parsers: the whole string must match. Return 0, -EINVAL or -ERANGE. */
+int parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+/* Bytes with an optional K/M/G suffix (powers of 1024). */
+int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+/* Seconds, optionally fractional ("0.5"), or with a unit: "250ms", "2s", "1m". */
+int parse_seconds(const char *s, uint64_t *ret_usec);
+
+/* getaddrinfo() for a TCP peer. Returns 0 or an EAI_* code (see gai_strerror). */
+int resolve_host(const char *host, const char *port, int family, struct addrinfo **ret);
+
+/* "127.0.0.1:7" or "[::1]:7". */
+#define SOCKADDR_STR_MAX (INET6_ADDRSTRLEN + 16)
+const char *format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
+
+/* Formats a duration in microseconds as e.g. "10s" or "1.5s". */
+const char *format_seconds(uint64_t usec, char *buf, size_t size);
+
+uint64_t now_nsec(void);
+
+static inline void freeaddrinfop(struct addrinfo **ai) {
+        if (*ai)
+                freeaddrinfo(*ai);
+}
+
+/* Mode entry points; each returns an exit code and has logged why. */
+int run_pipe(const struct options *o);
+int run_bench(const struct options *o);
