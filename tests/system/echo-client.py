@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The system test's client: talks to echod in the container from the host
+(the container shares the host's network). Standard library only.
+
+  roundtrip HOST PORT [--size N]   send N random bytes, expect them back
+  hold HOST PORT                   round trip, print "ready", wait for a line
+                                   on stdin, round trip again on the same
+                                   connection, print "ok"
+  wait-port HOST PORT              poll until a connection succeeds
+  refused HOST PORT                expect the connection to be refused
+  port-free PORT                   is PORT free on every address (v4 and v6)?
+  free-port                        print a port that is free right now
+
+Every wait has a deadline (--timeout, seconds). Exit 0 on success, 1 with a
+message on stderr otherwise.
+"""
+
+import argparse
+import errno
+import os
+import select
+import socket
+import sys
+import time
+
+
+def connect(host, port, timeout):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect((host, port))
+    return s
+
+
+def roundtrip(s, size, timeout):
+    """Sends and receives at once, so a payload larger than the socket
+    buffers cannot deadlock."""
+    data = os.urandom(size)
+    got = bytearray()
+    sent = 0
+    deadline = time.monotonic() + timeout
+    s.setblocking(False)
+    try:
+        while len(got) < size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(got)} of {size} bytes echoed before the deadline")
+            want_write = [s] if sent < size else []
+            r, w, _ = select.select([s], want_write, [], left)
+            if w:
+                try:
+                    sent += s.send(data[sent:sent + 65536])
+                except BlockingIOError:
+                    pass
+            if r:
+                try:
+                    chunk = s.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    raise ConnectionError(f"server closed after {len(got)} of {size} bytes")
+                got += chunk
+    finally:
+        s.setblocking(True)
+        s.settimeout(timeout)
+    if bytes(got) != data:
+        raise ValueError(f"echoed bytes differ from those sent ({size} bytes)")
+
+
+def cmd_roundtrip(a):
+    s = connect(a.host, a.port, a.timeout)
+    lport = s.getsockname()[1]
+    roundtrip(s, a.size, a.timeout)
+    s.close()
+    print(f"{a.size} bytes echoed by {a.host} port {a.port} (local port {lport})")
+    print(f"local_port={lport}")
+
+
+def cmd_hold(a):
+    s = connect(a.host, a.port, a.timeout)
+    lport = s.getsockname()[1]
+    roundtrip(s, a.size, a.timeout)
+    print(f"ready local_port={lport}", flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise RuntimeError("stdin closed before the second round trip")
+    roundtrip(s, a.size, a.timeout)
+    s.close()
+    print("ok", flush=True)
+
+
+def cmd_wait_port(a):
+    deadline = time.monotonic() + a.timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            s = connect(a.host, a.port, max(0.1, deadline - time.monotonic()))
+            s.close()
+            return
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise TimeoutError(f"{a.host} port {a.port} did not accept a connection within {a.timeout} s: {last}")
+
+
+def cmd_refused(a):
+    try:
+        s = connect(a.host, a.port, a.timeout)
+    except ConnectionRefusedError:
+        print(f"{a.host} port {a.port}: connection refused, as expected")
+        return
+    s.close()
+    raise RuntimeError(f"{a.host} port {a.port} accepted a connection")
+
+
+def bind_dual(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
+    return s
+
+
+def cmd_port_free(a):
+    try:
+        bind_dual(a.port).close()
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise RuntimeError(f"port {a.port} is in use on this host") from None
+        raise
+
+
+def cmd_free_port(a):
+    s = bind_dual(0)
+    print(s.getsockname()[1])
+    s.close()
+
+
+def main():
+    p = argparse.ArgumentParser(description="echo client for echod's system test")
+    p.add_argument("--timeout", type=float, default=10.0)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("roundtrip", "hold", "wait-port", "refused"):
+        c = sub.add_parser(name)
+        c.add_argument("host")
+        c.add_argument("port", type=int)
+        c.add_argument("--size", type=int, default=65536)
+    sub.add_parser("port-free").add_argument("port", type=int)
+    sub.add_parser("free-port")
+    a = p.parse_args()
+    try:
+        globals()["cmd_" + a.cmd.replace("-", "_")](a)
+    except Exception as e:  # one line for the test log, not a traceback
+        print(f"echo-client {a.cmd}: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,494 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# System test: builds the Debian package, boots a minimal Debian 12 with a
+# real systemd in a container, and does what an operator does there:
+# install with apt, echo through port 7, read the journal, reload good and
+# broken configurations, switch to socket activation, stop, purge.
+#
+# Usage: system-test.sh [SOURCE_DIR]
+# Environment:
+#   ECHOD_DEB=FILE              test this .deb instead of building one
+#   ECHOD_SYSTEST_CACHE=DIR     where the debootstrapped tree is cached
+#                               (default /var/cache/echod-systest)
+#   ECHOD_SYSTEST_MIRROR=URL    Debian mirror (default http://deb.debian.org/debian)
+#   ECHOD_SYSTEST_KEEP=1        keep the work directory after the test
+#   CI=true                     a missing prerequisite fails instead of skipping
+#
+# Exit status: 0 passed, 1 failed, 77 skipped (meson's code) when something
+# it needs is missing and CI is not true.
+#
+# The container shares the host's network (apt needs the archive), so the
+# test first checks that port 7 is free on the host and picks a free port
+# for the extra listener of the reload step.
+
+set -euo pipefail
+shopt -s nullglob
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRCDIR=$(cd "${1:-$HERE/../..}" && pwd)
+CLIENT=(python3 "$HERE/echo-client.py")
+CACHE=${ECHOD_SYSTEST_CACHE:-/var/cache/echod-systest}
+MIRROR=${ECHOD_SYSTEST_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+INCLUDE=systemd,systemd-sysv,dbus
+CACHE_FORMAT=1          # bump when the way the tree is made changes
+CACHE_MAX_AGE_DAYS=14
+CONF=/etc/echod.conf
+PORT=7
+
+T0=$SECONDS
+STEP=0
+WORK=
+NSPAWN_PID=
+CT_PID=
+
+# ---------------------------------------------------------------- output
+
+say()  { printf '[%4ds] %s\n' $((SECONDS - T0)) "$*"; }
+step() { STEP=$((STEP + 1)); printf '\n[%4ds] === step %d: %s\n' $((SECONDS - T0)) "$STEP" "$*"; }
+ok()   { say "ok: $*"; }
+fail() { say "FAIL: $*" >&2; exit 1; }
+
+# A prerequisite is missing: skip (77), or fail when running in CI.
+need() {
+        if [[ ${CI:-} == true ]]; then
+                say "FAIL: $* (CI=true: a missing prerequisite is a failure)" >&2
+                exit 1
+        fi
+        say "SKIP: $*" >&2
+        exit 77
+}
+
+# ---------------------------------------------------------------- cleanup
+
+dump_container_state() {
+        [[ -n $CT_PID ]] && kill -0 "$CT_PID" 2>/dev/null || return 0
+        say "--- systemctl status echod* (container) ---"
+        ct 20 systemctl status --no-pager -l 'echod*' 2>&1 | tail -n 60 || true
+        say "--- journalctl -u echod* (container, last 80 lines) ---"
+        ct 20 journalctl --no-pager -n 80 -u 'echod*' 2>&1 || true
+}
+
+cleanup() {
+        local rc=$?
+        trap - EXIT INT TERM
+        set +e
+        if ((rc != 0 && rc != 77)); then
+                dump_container_state
+        fi
+        if [[ -n $NSPAWN_PID ]] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+                say "stopping the container (systemd-nspawn pid $NSPAWN_PID)"
+                # SIGTERM makes nspawn power the container off cleanly.
+                kill -TERM "$NSPAWN_PID"
+                local deadline=$((SECONDS + 30))
+                while kill -0 "$NSPAWN_PID" 2>/dev/null && ((SECONDS < deadline)); do
+                        sleep 0.2
+                done
+                if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+                        say "container did not power off in 30 s, killing it"
+                        kill -KILL "$NSPAWN_PID"
+                fi
+                wait "$NSPAWN_PID" 2>/dev/null
+        fi
+        if [[ -n $WORK ]]; then
+                if [[ ${ECHOD_SYSTEST_KEEP:-} == 1 ]]; then
+                        say "work directory kept: $WORK"
+                else
+                        rm -rf --one-file-system "$WORK"
+                fi
+        fi
+        if ((rc == 0)); then
+                say "system test passed in $((SECONDS - T0)) s"
+        elif ((rc != 77)); then
+                say "system test FAILED (step $STEP) after $((SECONDS - T0)) s" >&2
+        fi
+        exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- helpers
+
+# ct TIMEOUT CMD...: runs CMD inside the container, bounded by TIMEOUT s.
+ct() {
+        local t=$1
+        shift
+        timeout --kill-after=5 "$t" nsenter -t "$CT_PID" -a \
+                env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM=dumb \
+                DEBIAN_FRONTEND=noninteractive SYSTEMD_PAGER= SYSTEMD_COLORS=0 "$@"
+}
+
+# ct_sh TIMEOUT SCRIPT: runs a shell script inside the container.
+ct_sh() { ct "$1" /bin/sh -c "$2"; }
+
+# poll TIMEOUT DESCRIPTION CMD...: retries CMD until it succeeds or the
+# deadline passes.
+poll() {
+        local t=$1 what=$2
+        shift 2
+        local deadline=$((SECONDS + t))
+        while ! "$@" >/dev/null 2>&1; do
+                if ((SECONDS >= deadline)); then
+                        fail "$what: not within $t s"
+                fi
+                sleep 0.2
+        done
+}
+
+client() { timeout 60 "${CLIENT[@]}" "$@"; }
+
+echo_ok() {
+        local out
+        out=$(client roundtrip "$1" "$2" ${3:+--size "$3"}) || fail "no echo from $1 port $2"
+        LAST_LOCAL_PORT=$(sed -n 's/^local_port=//p' <<<"$out")
+        ok "$(head -n1 <<<"$out")"
+}
+
+# The pids of processes running /usr/sbin/echod in the container.
+echod_pids() {
+        ct_sh 20 'for p in /proc/[0-9]*; do
+                [ "$(readlink "$p/exe" 2>/dev/null)" = /usr/sbin/echod ] && echo "${p#/proc/}"
+        done; true'
+}
+
+unit_prop() { ct 20 systemctl show -P "$2" "$1"; }
+
+journal_has() {   # journal_has UNIT-PATTERN GREP-PATTERN (in -o verbose output)
+        ct 20 journalctl --no-pager -o verbose -u "$1" | grep -- "$2" >/dev/null
+}
+
+# ---------------------------------------------------------------- prerequisites
+
+step "prerequisites"
+((EUID == 0)) || need "must run as root (debootstrap, systemd-nspawn, nsenter)"
+for cmd in debootstrap systemd-nspawn nsenter python3 timeout flock dpkg-deb; do
+        command -v "$cmd" >/dev/null || need "$cmd not found (apt-get build-dep ./ installs it)"
+done
+if [[ -z ${ECHOD_DEB:-} ]]; then
+        command -v dpkg-buildpackage >/dev/null || need "dpkg-buildpackage not found (dpkg-dev)"
+fi
+[[ -d /sys/fs/cgroup ]] || need "no cgroup file system: systemd cannot boot in a container here"
+"${CLIENT[@]}" port-free "$PORT" || need "port $PORT is in use on this host; the container shares the host's network"
+ip -6 addr show dev lo 2>/dev/null | grep -q '::1' ||
+        python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null ||
+        need "no IPv6 loopback (::1) on this host"
+# The archive must answer: apt in the container installs echod's dependencies.
+python3 - "$MIRROR" <<'EOF' || need "the Debian archive ($MIRROR) cannot be reached"
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1].rstrip("/") + "/dists/bookworm/Release", timeout=20).read(64)
+EOF
+ok "root, tools, port $PORT free, ::1, $MIRROR reachable"
+
+WORK=$(mktemp -d /var/tmp/echod-systest.XXXXXX)
+say "work directory: $WORK"
+
+# ---------------------------------------------------------------- package
+
+step "the Debian package"
+if [[ -n ${ECHOD_DEB:-} ]]; then
+        [[ -f $ECHOD_DEB ]] || fail "ECHOD_DEB=$ECHOD_DEB: no such file"
+        DEB=$ECHOD_DEB
+        CHANGES=
+        say "using the prebuilt $DEB"
+else
+        # Build from a copy, so the checkout stays clean: tracked files and
+        # untracked ones that are not ignored (work in progress is tested).
+        mkdir "$WORK/src"
+        if git -C "$SRCDIR" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+                (cd "$SRCDIR" && git ls-files -z --cached --others --exclude-standard |
+                        while IFS= read -r -d '' f; do [[ -e $f ]] && printf '%s\0' "$f"; done |
+                        tar --null -T - -cf -) | tar -C "$WORK/src" -xf -
+        else
+                tar -C "$SRCDIR" --exclude=.git --exclude='build*' --exclude='obj-*' -cf - . |
+                        tar -C "$WORK/src" -xf -
+        fi
+        if ! out=$(cd "$WORK/src" && dpkg-checkbuilddeps 2>&1); then
+                printf '    %s\n' "$out" >&2
+                need "build dependencies missing (run: apt-get build-dep ./)"
+        fi
+        say "dpkg-buildpackage -us -uc -b (log: $WORK/build.log)"
+        if ! (cd "$WORK/src" && timeout 900 dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1; then
+                tail -n 60 "$WORK/build.log" >&2
+                fail "dpkg-buildpackage failed"
+        fi
+        debs=("$WORK"/echod_*.deb)
+        ((${#debs[@]} == 1)) || fail "expected one echod_*.deb, found ${#debs[@]}"
+        DEB=${debs[0]}
+        changes=("$WORK"/echod_*.changes)
+        CHANGES=${changes[0]:-}
+        ok "built $(basename "$DEB")"
+fi
+
+# The package's own checks: lintian and hardening-check.
+if command -v lintian >/dev/null; then
+        say "lintian --pedantic ${CHANGES:+$(basename "$CHANGES")}$(basename "$DEB")"
+        if ! timeout 600 lintian --pedantic --fail-on error,warning "${CHANGES:-$DEB}" 2>&1 |
+                sed 's/^/    /'; then
+                fail "lintian reported errors or warnings"
+        fi
+        ok "lintian: no errors or warnings"
+else
+        need "lintian not found"
+fi
+if command -v hardening-check >/dev/null; then
+        mkdir "$WORK/deb"
+        dpkg-deb -x "$DEB" "$WORK/deb"
+        if ! hardening-check "$WORK/deb/usr/sbin/echod" | sed 's/^/    /'; then
+                fail "hardening-check found missing hardening in /usr/sbin/echod"
+        fi
+        ok "hardening-check: /usr/sbin/echod is hardened"
+else
+        need "hardening-check not found (devscripts)"
+fi
+
+# ---------------------------------------------------------------- container
+
+step "a minimal Debian $SUITE with systemd"
+KEY=$( { echo "$CACHE_FORMAT $SUITE $INCLUDE $MIRROR $(dpkg --print-architecture)"
+         debootstrap --version 2>/dev/null || dpkg-query -W debootstrap; } | sha256sum | cut -c1-16)
+TREE=$CACHE/$SUITE-$KEY
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock -w 900 9 || fail "another system test holds $CACHE/.lock"
+if [[ -f $TREE/.complete ]] && [[ -z $(find "$TREE/.complete" -mtime +"$CACHE_MAX_AGE_DAYS") ]] &&
+   [[ -x $TREE/root/lib/systemd/systemd && -x $TREE/root/usr/bin/apt-get && -x $TREE/root/usr/bin/dbus-daemon ]]; then
+        say "using the cached tree $TREE"
+else
+        # Stale, broken or missing: rebuild it.
+        rm -rf --one-file-system "$TREE"
+        mkdir -p "$TREE"
+        say "debootstrap --variant=minbase --include=$INCLUDE $SUITE (log: $TREE/debootstrap.log)"
+        if ! timeout 900 debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$TREE/root" "$MIRROR" \
+                >"$TREE/debootstrap.log" 2>&1; then
+                tail -n 30 "$TREE/debootstrap.log" >&2
+                rm -rf --one-file-system "$TREE"
+                fail "debootstrap failed"
+        fi
+        # No getty on the container's console: nothing reads it.
+        ln -sf /dev/null "$TREE/root/etc/systemd/system/console-getty.service"
+        touch "$TREE/.complete"
+        ok "tree cached in $TREE"
+fi
+cp -a --reflink=auto "$TREE/root" "$WORK/root"
+flock -u 9
+exec 9>&-
+
+# /tmp is a fresh tmpfs in the container: put the package in /srv.
+cp "$DEB" "$WORK/root/srv/"
+chmod 0644 "$WORK/root/srv/$(basename "$DEB")"
+DEB_IN_CT=/srv/$(basename "$DEB")
+
+say "systemd-nspawn -D $WORK/root -b --register=no --keep-unit (console: $WORK/console.log)"
+systemd-nspawn -D "$WORK/root" -b --register=no --keep-unit --machine=echod-systest \
+        --resolv-conf=copy-host --console=read-only </dev/null >"$WORK/console.log" 2>&1 &
+NSPAWN_PID=$!
+
+# The container's systemd: the descendant of nspawn whose name is systemd.
+find_ct_pid() {
+        local p c
+        for p in $(pgrep -P "$NSPAWN_PID") $(for c in $(pgrep -P "$NSPAWN_PID"); do pgrep -P "$c"; done); do
+                if [[ $(cat "/proc/$p/comm" 2>/dev/null) == systemd ]]; then
+                        CT_PID=$p
+                        return 0
+                fi
+        done
+        return 1
+}
+deadline=$((SECONDS + 60))
+until find_ct_pid; do
+        kill -0 "$NSPAWN_PID" 2>/dev/null || { tail -n 30 "$WORK/console.log" >&2; fail "systemd-nspawn exited"; }
+        ((SECONDS < deadline)) || fail "no systemd in the container after 60 s"
+        sleep 0.2
+done
+say "container systemd: pid $CT_PID"
+state=$(ct 120 systemctl is-system-running --wait || true)
+case $state in
+running) ok "container booted: $state" ;;
+degraded)
+        say "container booted degraded; failed units:"
+        ct 20 systemctl --failed --no-legend --no-pager | sed 's/^/    /'
+        ;;
+*) tail -n 30 "$WORK/console.log" >&2; fail "container did not boot (state: ${state:-none})" ;;
+esac
+
+# ---------------------------------------------------------------- 1: install
+
+step "1: apt install ./$(basename "$DEB")"
+ct 300 apt-get -q update >"$WORK/apt.log" 2>&1 || { tail -n 20 "$WORK/apt.log" >&2; fail "apt-get update"; }
+ct 600 apt-get -q -y install "$DEB_IN_CT" >>"$WORK/apt.log" 2>&1 ||
+        { tail -n 40 "$WORK/apt.log" >&2; fail "apt-get install $DEB_IN_CT"; }
+ok "installed: $(ct 10 dpkg-query -W -f '${Package} ${Version} ${Status}' echod)"
+ct 10 test -f "$CONF" || fail "$CONF missing"
+ct 10 dpkg-query --showformat '${Conffiles}\n' --show echod | grep " $CONF " >/dev/null ||
+        fail "$CONF is not a conffile"
+ok "$CONF is a conffile"
+[[ $(ct 10 systemctl is-enabled echod.service) == enabled ]] || fail "echod.service is not enabled"
+for u in echod.socket echod-inetd.socket; do
+        st=$(ct 10 systemctl is-enabled "$u" || true)
+        [[ $st == disabled ]] || fail "$u is '$st', expected disabled"
+done
+ok "echod.service enabled; echod.socket and echod-inetd.socket installed, disabled"
+
+# ---------------------------------------------------------------- 2: serve
+
+step "2: echod is active and echoes on port $PORT"
+poll 30 "echod.service active" ct 10 systemctl is-active --quiet echod
+ok "systemctl is-active echod: $(ct 10 systemctl is-active echod)"
+poll 30 "port $PORT answering" client wait-port 127.0.0.1 "$PORT"
+echo_ok 127.0.0.1 "$PORT"
+V4_PORT=$LAST_LOCAL_PORT
+echo_ok ::1 "$PORT"
+V6_PORT=$LAST_LOCAL_PORT
+echo_ok 127.0.0.1 "$PORT" $((4 * 1024 * 1024))
+uid=$(ct_sh 10 "stat -c %u /proc/$(unit_prop echod MainPID)")
+[[ $uid != 0 ]] || fail "echod runs as root"
+ok "echod runs as uid $uid, not root"
+poll 20 "journal record with REMOTE_ADDR=127.0.0.1 REMOTE_PORT=$V4_PORT" \
+        journal_has echod.service "REMOTE_PORT=$V4_PORT\$"
+ct 20 journalctl --no-pager -o verbose -u echod "REMOTE_PORT=$V4_PORT" | grep 'REMOTE_ADDR=127.0.0.1$' >/dev/null ||
+        fail "the record of local port $V4_PORT lacks REMOTE_ADDR=127.0.0.1"
+poll 20 "journal record with REMOTE_ADDR=::1 REMOTE_PORT=$V6_PORT" \
+        journal_has echod.service "REMOTE_PORT=$V6_PORT\$"
+ct 20 journalctl --no-pager -o verbose -u echod "REMOTE_PORT=$V6_PORT" | grep 'REMOTE_ADDR=::1$' >/dev/null ||
+        fail "the record of local port $V6_PORT lacks REMOTE_ADDR=::1"
+ok "journalctl -u echod shows both connections with REMOTE_ADDR and REMOTE_PORT:"
+ct 20 journalctl --no-pager -u echod -n 4 | sed 's/^/    /'
+ct 20 journalctl --no-pager -x -u echod | grep 'Subject: echod connection' >/dev/null ||
+        fail "journalctl -x shows no catalog text (catalog not installed or not indexed)"
+ok "journalctl -x explains the records (catalog installed)"
+
+# ---------------------------------------------------------------- 3: reload
+
+step "3: add a listen port to $CONF and reload"
+P2=$("${CLIENT[@]}" free-port)
+say "extra port: $P2"
+ct 10 cp "$CONF" /root/echod.conf.orig
+# Keep a long-lived connection open across the reload.
+coproc HOLD { timeout 120 "${CLIENT[@]}" --timeout 30 hold 127.0.0.1 "$PORT"; }
+read -r -t 30 hold_line <&"${HOLD[0]}" || fail "the long-lived connection did not start"
+[[ $hold_line == ready* ]] || fail "long-lived connection: $hold_line"
+ok "connection opened before the reload (${hold_line#ready })"
+ct_sh 10 "sed -i '/^[[:space:]]*listen[[:space:]]*=/d' $CONF &&
+        printf '%s\n' 'listen = { \"[::]:$PORT\", \"[::]:$P2\" }' >> $CONF"
+if ! ct 20 /usr/sbin/echod --test-config 2>&1 | sed 's/^/    /'; then
+        fail "echod --test-config rejects the edited file"
+fi
+ct 60 systemctl reload echod || fail "systemctl reload echod"
+ok "systemctl reload echod succeeded"
+poll 30 "new port $P2 answering" client wait-port 127.0.0.1 "$P2"
+echo_ok 127.0.0.1 "$P2"
+echo_ok ::1 "$P2"
+echo_ok 127.0.0.1 "$PORT"
+echo go >&"${HOLD[1]}"
+read -r -t 30 hold_line <&"${HOLD[0]}" || fail "the connection opened before the reload stopped echoing"
+[[ $hold_line == ok ]] || fail "connection opened before the reload: $hold_line"
+wait "$HOLD_PID" 2>/dev/null || true
+ok "the connection opened before the reload still echoes"
+poll 20 "RELOADED record" journal_has echod.service 'MESSAGE_ID=b8c18c6801b343a5b5c9089b6bea1d49'
+ok "the journal records the reload"
+
+# ---------------------------------------------------------------- 4: broken
+
+step "4: a broken $CONF: reload fails, echod keeps serving"
+main_pid=$(unit_prop echod MainPID)
+ct 10 cp "$CONF" /root/echod.conf.good
+bad_line=$(( $(ct_sh 10 "wc -l < $CONF") + 1 ))
+ct_sh 10 "echo 'no_such_key = 1' >> $CONF"
+out=$(ct 20 /usr/sbin/echod --test-config 2>&1) && fail "echod --test-config accepted a broken file"
+grep -q "^$CONF:$bad_line:" <<<"$out" || fail "echod --test-config did not name $CONF:$bad_line: $out"
+ok "echod --test-config: $(head -n1 <<<"$out")"
+if ct 60 systemctl reload echod 2>"$WORK/reload.err"; then
+        fail "systemctl reload echod succeeded with a broken file"
+fi
+ok "systemctl reload echod failed: $(head -n1 "$WORK/reload.err")"
+poll 20 "systemctl status echod showing $CONF:$bad_line:" \
+        sh -c "timeout 20 nsenter -t $CT_PID -a systemctl status --no-pager -l -n 20 echod | grep '$CONF:$bad_line:' >/dev/null"
+ok "systemctl status echod shows the error:"
+ct 20 systemctl status --no-pager -l -n 20 echod | grep "$CONF:$bad_line:" | head -n 2 | sed 's/^/    /'
+ct 10 systemctl is-active --quiet echod || fail "echod is not active after the failed reload"
+[[ $(unit_prop echod MainPID) == "$main_pid" ]] || fail "echod's main pid changed"
+echo_ok 127.0.0.1 "$PORT"
+echo_ok 127.0.0.1 "$P2"
+ok "echod still serves the old configuration (both ports, same pid $main_pid)"
+# The daemon's own check, without ExecReload's guard: SIGHUP straight to it.
+ct 10 systemctl kill --kill-who=main -s HUP echod
+poll 20 "RELOAD_FAILED record after a direct SIGHUP" \
+        journal_has echod.service 'MESSAGE_ID=790c5cac2ec74b6bb35aa0561f3304fd'
+ct 10 systemctl is-active --quiet echod || fail "echod died on SIGHUP with a broken file"
+echo_ok ::1 "$PORT"
+ok "a direct SIGHUP with the broken file is logged and echod goes on"
+ct 10 cp /root/echod.conf.orig "$CONF"
+ct 60 systemctl reload echod || fail "reload with the original file"
+poll 30 "port $P2 closed after going back to the original file" client --timeout 2 refused 127.0.0.1 "$P2"
+ok "original $CONF restored; port $P2 closed again"
+
+# ---------------------------------------------------------------- 5: socket activation
+
+step "5: switch to socket activation"
+ct 60 systemctl disable --now echod.service 2>&1 | sed 's/^/    /'
+ct_sh 10 'mkdir -p /etc/systemd/system/echod.service.d &&
+        cp /usr/share/echod/echod-socket-activation.conf /etc/systemd/system/echod.service.d/socket-activation.conf'
+ct 60 systemctl daemon-reload
+ct 60 systemctl enable --now echod.socket 2>&1 | sed 's/^/    /'
+ct 10 systemctl is-active --quiet echod.socket || fail "echod.socket is not active"
+st=$(ct 10 systemctl is-active echod.service || true)
+[[ $st == inactive ]] || fail "echod.service is '$st' before the first connection"
+[[ -z $(echod_pids) ]] || fail "an echod process runs before the first connection"
+ok "echod.socket listening, echod.service inactive, no echod process"
+# The extra port would only be bound if echod ignored the passed socket.
+ct_sh 10 "sed -i '/^[[:space:]]*listen[[:space:]]*=/d' $CONF &&
+        printf '%s\n' 'listen = { \"[::]:$P2\" }' >> $CONF"
+echo_ok 127.0.0.1 "$PORT"
+poll 30 "echod.service started by the first connection" ct 10 systemctl is-active --quiet echod.service
+ok "the first connection started echod.service"
+echo_ok ::1 "$PORT"
+client --timeout 2 refused 127.0.0.1 "$P2" || fail "echod bound its listen address instead of using the passed socket"
+ok "echod uses the passed socket (its listen address $P2 is not bound)"
+main_pid=$(unit_prop echod MainPID)
+netns=$(ct_sh 10 "readlink /proc/$main_pid/ns/net /proc/1/ns/net")
+[[ $(sed -n 1p <<<"$netns") != "$(sed -n 2p <<<"$netns")" ]] ||
+        fail "the drop-in's PrivateNetwork=yes is not in effect"
+ok "echod runs in its own network namespace (drop-in in effect)"
+ct 60 systemctl reload echod || fail "systemctl reload echod under socket activation"
+echo_ok 127.0.0.1 "$PORT"
+ok "reload under socket activation"
+ct 10 cp /root/echod.conf.orig "$CONF"
+
+step "5b: the per-connection variant, echod-inetd.socket"
+ct 60 systemctl stop echod.service 2>&1 | sed 's/^/    /'
+ct 60 systemctl start echod-inetd.socket
+ct 10 systemctl is-active --quiet echod-inetd.socket || fail "echod-inetd.socket is not active"
+st=$(ct 10 systemctl is-active echod.socket || true)
+[[ $st == inactive ]] || fail "echod.socket is '$st' after echod-inetd.socket started (Conflicts=)"
+echo_ok 127.0.0.1 "$PORT"
+echo_ok ::1 "$PORT"
+ok "echod --inetd serves a connection per instance"
+ct 60 systemctl stop echod-inetd.socket
+ct 60 systemctl start echod.socket
+
+# ---------------------------------------------------------------- 6: stop, purge
+
+step "6: stop and purge"
+echo_ok 127.0.0.1 "$PORT"
+ct 60 systemctl stop echod.service 2>&1 | sed 's/^/    /'
+poll 30 "echod.service inactive" sh -c "[ \"\$(timeout 10 nsenter -t $CT_PID -a systemctl is-active echod.service)\" = inactive ]"
+pids=$(echod_pids)
+[[ -z $pids ]] || fail "echod processes left after systemctl stop echod: $pids"
+ok "systemctl stop echod leaves no echod process"
+ct 60 systemctl stop echod.socket
+ct 300 apt-get -q -y purge echod >>"$WORK/apt.log" 2>&1 || { tail -n 20 "$WORK/apt.log" >&2; fail "apt-get purge echod"; }
+ok "apt-get purge echod"
+for f in /lib/systemd/system/echod.service /lib/systemd/system/echod.socket \
+         /lib/systemd/system/echod-inetd.socket /lib/systemd/system/echod-inetd@.service \
+         /usr/lib/systemd/catalog/echod.catalog /usr/sbin/echod "$CONF"; do
+        ! ct 10 test -e "$f" || fail "$f is still there after purge"
+done
+for u in echod.service echod.socket echod-inetd.socket; do
+        st=$(unit_prop "$u" UnitFileState || true)
+        [[ -z $st ]] || fail "$u still has unit file state '$st' after purge"
+done
+[[ -z $(echod_pids) ]] || fail "echod processes left after purge"
+client --timeout 2 refused 127.0.0.1 "$PORT" || fail "port $PORT still answers after purge"
+ok "units, catalog, binary and $CONF are gone; nothing listens on port $PORT"
