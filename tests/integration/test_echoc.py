@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Integration tests for echoc against real echo servers on loopback.
+
+The servers here are small Python threads (one per connection) bound to
+port 0 on 127.0.0.1 and ::1; besides a faithful echo they can corrupt,
+truncate, pad or swallow the echo, so the client's verification and exit
+codes are exercised. Run as:
+
+    ECHOC=/path/to/echoc python3 tests/integration/test_echoc.py
+
+Readiness never depends on sleeping: a server is listening before echoc
+starts, and the hold test reads echoc's "holding" line. Every wait is
+bounded.
+"""
+
+import json
+import os
+import pty
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import unittest
+
+ECHOC = os.environ.get("ECHOC", "")
+RUN_TIMEOUT = 60  # seconds; a hung echoc fails its test instead of the suite
+
+
+def have_ipv6():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class EchoServer:
+    """A threaded TCP server on a kernel-picked loopback port.
+
+    mode: "echo" echoes faithfully; "corrupt" flips the byte at stream
+    offset `arg` of every connection; "truncate" echoes only the first
+    `arg` bytes (it keeps reading to EOF, then closes cleanly); "extra"
+    echoes and then sends b"EXTRA" before closing; "sink" reads and
+    neither answers nor closes.
+    """
+
+    def __init__(self, family=socket.AF_INET, mode="echo", arg=0):
+        self.mode, self.arg = mode, arg
+        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(1024)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        offset = 0
+        with conn:
+            try:
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    out = data
+                    if self.mode == "corrupt" and offset <= self.arg < offset + len(data):
+                        i = self.arg - offset
+                        out = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+                    elif self.mode == "truncate":
+                        out = data[: max(0, self.arg - offset)]
+                    elif self.mode == "sink":
+                        out = b""
+                    offset += len(data)
+                    if out:
+                        conn.sendall(out)
+                if self.mode == "extra":
+                    conn.sendall(b"EXTRA")
+                if self.mode == "sink":
+                    self._stop.wait(RUN_TIMEOUT)  # never answer, never close
+            except OSError:
+                pass
+
+    def close(self):
+        self._stop.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(5)
+
+
+def run(args, data=b"", timeout=RUN_TIMEOUT):
+    return subprocess.run([ECHOC] + [str(a) for a in args], input=data,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout)
+
+
+def free_port():
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerTestCase(unittest.TestCase):
+    def server(self, **kw):
+        srv = EchoServer(**kw)
+        self.addCleanup(srv.close)
+        return srv
+
+
+class LineModeTest(ServerTestCase):
+    def test_round_trip_ipv4(self):
+        srv = self.server()
+        data = b"a\nb\nhello, world\n"
+        p = run([srv.host, srv.port], data)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, data)
+        self.assertEqual(p.stderr, b"")
+
+    @unittest.skipUnless(have_ipv6(), "no IPv6 loopback")
+    def test_round_trip_ipv6(self):
+        srv = self.server(family=socket.AF_INET6)
+        data = b"over ipv6\n"
+        p = run(["-6", "::1", srv.port], data)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, data)
+
+    def test_last_line_without_newline(self):
+        srv = self.server()
+        p = run([srv.host, srv.port], b"one\ntwo")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, b"one\ntwo")
+
+    def test_empty_input(self):
+        srv = self.server()
+        p = run([srv.host, srv.port], b"")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, b"")
+
+    def test_large_binary_input(self):
+        # Far more than the in-flight window and the socket buffers: proves
+        # full duplex (no deadlock) and byte-exact verification of binary data.
+        srv = self.server()
+        data = os.urandom(6 * 1024 * 1024)
+        p = run([srv.host, srv.port], data)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, data)
+
+    def test_terminal_input(self):
+        srv = self.server()
+        master, slave = pty.openpty()
+        self.addCleanup(os.close, master)
+        proc = subprocess.Popen([ECHOC, srv.host, str(srv.port)], stdin=slave,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(slave)
+        os.write(master, b"typed line\n")
+        os.write(master, b"\x04")  # ^D at the start of a line: end of input
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(out, b"typed line\n")
+
+    def test_corrupted_echo(self):
+        srv = self.server(mode="corrupt", arg=6)
+        p = run([srv.host, srv.port], b"first\nsecond\n")
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr.decode()
+        self.assertIn("differs at byte 7 (line 2)", err)
+        self.assertIn("sent 's'", err)
+
+    def test_truncated_echo(self):
+        srv = self.server(mode="truncate", arg=5)
+        p = run([srv.host, srv.port], b"hello world\n")
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, b"hello")
+        self.assertIn("short echo", p.stderr.decode())
+        self.assertIn("5 of 12", p.stderr.decode())
+
+    def test_extra_bytes(self):
+        srv = self.server(mode="extra")
+        p = run([srv.host, srv.port], b"abc\n")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("extra bytes", p.stderr.decode())
+
+    def test_timeout(self):
+        srv = self.server(mode="sink")
+        p = run(["--timeout", "0.5", srv.host, srv.port], b"anyone there?\n")
+        self.assertEqual(p.returncode, 4)
+        self.assertIn("timed out", p.stderr.decode())
+
+    def test_connection_refused(self):
+        port = free_port()
+        p = run(["127.0.0.1", port], b"x\n")
+        self.assertEqual(p.returncode, 3)
+        self.assertIn(f"connect to 127.0.0.1:{port}: Connection refused", p.stderr.decode())
+
+    def test_unknown_service(self):
+        p = run(["127.0.0.1", "no-such-service-echoc"], b"")
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("unknown port or service", p.stderr.decode())
+
+    def test_unknown_host(self):
+        p = run(["no-such-host.invalid", "7"], b"")
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("cannot resolve", p.stderr.decode())
+
+
+class UsageTest(unittest.TestCase):
+    BAD = [
+        [],
+        ["--bogus", "127.0.0.1"],
+        ["-x", "127.0.0.1"],
+        ["-4", "-6", "127.0.0.1"],
+        ["127.0.0.1", "7", "extra"],
+        ["--timeout", "0", "127.0.0.1"],
+        ["--timeout", "soon", "127.0.0.1"],
+        ["--timeout"],
+        ["--concurrency", "4", "127.0.0.1"],
+        ["--json", "127.0.0.1"],
+        ["--bench", "nope", "127.0.0.1", "7"],
+        ["--bench", "rate", "127.0.0.1"],
+        ["--bench", "rate", "--concurrency", "0", "127.0.0.1", "7"],
+        ["--bench", "rate", "--concurrency", "-3", "127.0.0.1", "7"],
+        ["--bench", "rate", "--concurrency", "many", "127.0.0.1", "7"],
+        ["--bench", "rate", "--size", "0", "127.0.0.1", "7"],
+        ["--bench", "rate", "--size", "12Q", "127.0.0.1", "7"],
+        ["--bench", "rate", "--size", "2G", "127.0.0.1", "7"],
+        ["--bench", "rate", "--duration", "-1", "127.0.0.1", "7"],
+        ["--bench", "rate", "--requests", "0", "127.0.0.1", "7"],
+        ["--bench", "rate", "--requests", "1e3", "127.0.0.1", "7"],
+    ]
+
+    def test_bad_usage_exits_2(self):
+        for args in self.BAD:
+            with self.subTest(args=args):
+                p = run(args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertEqual(p.stdout, b"")
+                self.assertRegex(p.stderr.decode(), r"^echoc: .+")
+
+    def test_help(self):
+        p = run(["--help"])
+        self.assertEqual(p.returncode, 0)
+        self.assertIn(b"Usage: echoc", p.stdout)
+
+    def test_version(self):
+        p = run(["-V"])
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout.decode(), r"^echoc \S+\n$")
+
+
+def bench(args, timeout=RUN_TIMEOUT):
+    p = run(["--json"] + args, timeout=timeout)
+    lines = p.stdout.decode().splitlines()
+    result = json.loads(lines[-1]) if lines else None
+    return p, lines, result
+
+
+class BenchTest(ServerTestCase):
+    def assertNoErrors(self, p, r):
+        self.assertIsNotNone(r, p.stderr)
+        self.assertEqual(r["errors"]["total"], 0, r["errors"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def assertSaneLatency(self, lat, count):
+        self.assertEqual(lat["count"], count)
+        self.assertGreater(lat["p50"], 0)
+        self.assertLessEqual(lat["p50"], lat["p90"])
+        self.assertLessEqual(lat["p90"], lat["p99"])
+        self.assertLessEqual(lat["p99"], lat["p999"])
+        self.assertLessEqual(lat["p999"], lat["max"])
+        self.assertLess(lat["max"], 10e6)  # no cycle took 10 s on loopback
+
+    def test_rate_duration(self):
+        srv = self.server()
+        p, _, r = bench(["--bench", "rate", "-c", "4", "-d", "1", srv.host, srv.port])
+        self.assertNoErrors(p, r)
+        self.assertEqual(r["mode"], "rate")
+        self.assertGreater(r["connections"], 10)
+        self.assertGreater(r["conn_per_s"], 10)
+        self.assertAlmostEqual(r["elapsed_s"], 1.0, delta=0.5)
+        self.assertEqual(r["bytes"], r["connections"] * 64)
+        self.assertSaneLatency(r["latency_us"], r["connections"])
+
+    def test_rate_requests(self):
+        srv = self.server()
+        p, _, r = bench(["--bench", "rate", "-c", "8", "-n", "200", "-s", "1000", srv.host, srv.port])
+        self.assertNoErrors(p, r)
+        self.assertEqual(r["connections"], 200)
+        self.assertEqual(r["bytes"], 200 * 1000)
+        self.assertGreaterEqual(srv.connections, 200)
+
+    @unittest.skipUnless(have_ipv6(), "no IPv6 loopback")
+    def test_rate_ipv6(self):
+        srv = self.server(family=socket.AF_INET6)
+        p, _, r = bench(["--bench", "rate", "-6", "-n", "50", "::1", srv.port])
+        self.assertNoErrors(p, r)
+        self.assertEqual(r["target"], f"[::1]:{srv.port}")
+
+    def test_stream(self):
+        srv = self.server()
+        p, _, r = bench(["--bench", "stream", "-c", "2", "-d", "1", srv.host, srv.port])
+        self.assertNoErrors(p, r)
+        self.assertGreater(r["bytes"], 1 << 20)
+        self.assertGreater(r["mb_per_s"], 1)
+
+    def test_stream_requests(self):
+        srv = self.server()
+        p, _, r = bench(["--bench", "stream", "-c", "3", "-n", "20", "-s", "100000", srv.host, srv.port])
+        self.assertNoErrors(p, r)
+        self.assertEqual(r["bytes"], 3 * 20 * 100000)
+
+    def test_latency(self):
+        srv = self.server()
+        p, _, r = bench(["--bench", "latency", "-n", "200", srv.host, srv.port])
+        self.assertNoErrors(p, r)
+        self.assertEqual(r["requests"], 200)
+        self.assertSaneLatency(r["latency_us"], 200)
+
+    def test_hold(self):
+        srv = self.server()
+        p, lines, r = bench(["--bench", "hold", "-c", "50", "-d", "0.5", srv.host, srv.port])
+        self.assertNoErrors(p, r)
+        self.assertEqual(lines[0], "holding 50 connections")
+        self.assertEqual(r["held"], 50)
+        self.assertEqual(r["held_at_end"], 50)
+        self.assertGreaterEqual(r["hold_s"], 0.5)
+
+    def test_hold_until_signalled(self):
+        # The way tests/bench/run uses it: wait for the line, measure, SIGTERM.
+        srv = self.server()
+        proc = subprocess.Popen([ECHOC, "--bench", "hold", "-c", "20", "-d", "60", "--json",
+                                 srv.host, str(srv.port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        self.assertTrue(sel.select(timeout=RUN_TIMEOUT), "no 'holding' line")
+        self.assertEqual(proc.stdout.readline(), b"holding 20 connections\n")
+        self.assertEqual(srv.connections, 20)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+        self.assertEqual(proc.returncode, 0, err)
+        r = json.loads(out)
+        self.assertTrue(r["interrupted"])
+        self.assertEqual(r["held"], 20)
+        self.assertEqual(r["errors"]["total"], 0)
+
+    def test_human_summary(self):
+        srv = self.server()
+        p = run(["--bench", "rate", "-n", "20", srv.host, srv.port])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.decode().splitlines()
+        self.assertEqual(len(lines), 1)
+        self.assertRegex(lines[0], r"^rate 127\.0\.0\.1:\d+: 20 connections .* conn/s .*; errors 0$")
+
+    def test_rate_mismatch_is_an_error(self):
+        srv = self.server(mode="corrupt", arg=10)
+        p, _, r = bench(["--bench", "rate", "-c", "2", "-n", "30", srv.host, srv.port])
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(r["errors"]["mismatch"], 30)
+        self.assertEqual(r["connections"], 0)
+        self.assertIn("mismatch", p.stderr.decode())
+        self.assertIn("differs at byte 11", p.stderr.decode())
+
+    def test_stream_mismatch_is_an_error(self):
+        srv = self.server(mode="corrupt", arg=300000)
+        p, _, r = bench(["--bench", "stream", "-d", "1", srv.host, srv.port])
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(r["errors"]["mismatch"], 1)
+
+    def test_latency_mismatch_is_an_error(self):
+        srv = self.server(mode="corrupt", arg=0)
+        p, _, r = bench(["--bench", "latency", "-n", "10", srv.host, srv.port])
+        self.assertEqual(p.returncode, 1)
+        self.assertGreaterEqual(r["errors"]["mismatch"], 1)
+
+    def test_truncated_echo_is_an_error(self):
+        srv = self.server(mode="truncate", arg=10)
+        p, _, r = bench(["--bench", "rate", "-n", "20", srv.host, srv.port])
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(r["errors"]["closed"], 20)
+        self.assertIn("after echoing 10 of 64 bytes", p.stderr.decode())
+
+    def test_timeout_is_an_error(self):
+        srv = self.server(mode="sink")
+        p, _, r = bench(["--bench", "latency", "--timeout", "0.3", "-d", "1", srv.host, srv.port])
+        self.assertEqual(p.returncode, 1)
+        self.assertGreaterEqual(r["errors"]["timeout"], 1)
+
+    def test_refused(self):
+        port = free_port()
+        p, _, r = bench(["--bench", "rate", "-c", "2", "-n", "10", "127.0.0.1", port])
+        self.assertEqual(p.returncode, 3)
+        self.assertEqual(r["errors"]["refused"], 10)
+        self.assertEqual(r["established"], 0)
+        self.assertIn("Connection refused", p.stderr.decode())
+
+
+if __name__ == "__main__":
+    if not ECHOC or not os.access(ECHOC, os.X_OK):
+        sys.exit("test_echoc.py: set ECHOC to the echoc binary to test")
+    unittest.main(verbosity=2)
