@@ -1,0 +1,292 @@
+# SPDX-License-Identifier: MIT
+"""Test harness: runs the real echod binary on a free loopback port and
+talks to it over real sockets.
+
+Readiness is never a sleep: the harness plays the service manager and
+receives echod's sd_notify messages (READY=1, STATUS=...) on its own
+NOTIFY_SOCKET, and log lines are waited for with a deadline.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+ECHOD = os.environ.get("ECHOD", "echod")
+TIMEOUT = float(os.environ.get("ECHOD_TEST_TIMEOUT", "20"))
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A port nobody listens on right now (the kernel picks it)."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=TIMEOUT, what="condition", interval=0.01):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def children_of(pid):
+    """PIDs whose parent is pid, from /proc."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            kids.append(int(entry))
+    return kids
+
+
+def proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def echo(port, data, host="127.0.0.1", family=socket.AF_INET, timeout=TIMEOUT):
+    """Sends data, half-closes, returns everything echoed until EOF."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        return recv_all(s)
+
+
+def recv_all(s):
+    chunks = []
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def connect(port, host="127.0.0.1", family=socket.AF_INET, timeout=TIMEOUT):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect((host, port))
+    return s
+
+
+def read_exactly(s, n):
+    buf = bytearray()
+    while len(buf) < n:
+        b = s.recv(n - len(buf))
+        if not b:
+            raise AssertionError("EOF after %d of %d bytes" % (len(buf), n))
+        buf += b
+    return bytes(buf)
+
+
+def is_refused(s, timeout=TIMEOUT):
+    """True when echod accepted and closed the connection (EOF or reset)."""
+    s.settimeout(timeout)
+    try:
+        s.sendall(b"x")
+        return s.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+class Echod:
+    """One echod master started in the foreground with a generated config."""
+
+    def __init__(self, config="", port=None, listen=None, args=(), env=None,
+                 wait_ready=True, log_target="stderr", tmpdir=None):
+        self.tmp = tmpdir or tempfile.mkdtemp(prefix="echod-test-")
+        # Started as root, echod drops to nobody: it must still reach the
+        # notify socket and re-read its config on reload.
+        os.chmod(self.tmp, 0o755)
+        self.port = port if port is not None else free_port()
+        if listen is None:
+            listen = ['127.0.0.1:%d' % self.port]
+        self.config_path = os.path.join(self.tmp, "echod.conf")
+        self.log_path = os.path.join(self.tmp, "echod.log")
+        self.listen = listen
+        self.write_config(config)
+        self.args = list(args)
+        self.env = env
+        self.log_target = log_target
+        self.notifications = []
+        self.proc = None
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify_path = os.path.join(self.tmp, "notify")
+        self.notify.bind(self.notify_path)
+        os.chmod(self.notify_path, 0o777)
+        self.notify.setblocking(False)
+        self.start(wait_ready)
+
+    def write_config(self, body, listen=None):
+        if listen is not None:
+            self.listen = listen
+        text = ""
+        if self.listen:
+            text += "listen = { %s }\n" % ", ".join('"%s"' % a for a in self.listen)
+        text += body
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def start(self, wait_ready=True, prefix=()):
+        env = dict(os.environ)
+        env["NOTIFY_SOCKET"] = self.notify_path
+        env.pop("LISTEN_FDS", None)
+        env.pop("LISTEN_PID", None)
+        if self.env:
+            env.update(self.env)
+        argv = list(prefix) + [ECHOD, "--foreground", "--config", self.config_path]
+        if self.log_target:
+            argv += ["--log-target", self.log_target]
+        argv += self.args
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log, env=env)
+        self.pid = self.proc.pid
+        if wait_ready:
+            self.wait_notify("READY=1")
+
+    # -- notifications and logs --
+
+    def _drain_notify(self):
+        while True:
+            try:
+                msg = self.notify.recv(4096).decode()
+            except BlockingIOError:
+                return
+            self.notifications.append(msg)
+
+    def wait_notify(self, needle, timeout=TIMEOUT, after=0):
+        def found():
+            self._drain_notify()
+            for i, msg in enumerate(self.notifications[after:], after):
+                if needle in msg.split("\n"):
+                    return i + 1
+            if self.proc.poll() is not None:
+                raise AssertionError("echod exited with %s before sending %s; log:\n%s"
+                                     % (self.proc.returncode, needle, self.read_log()))
+            return None
+        return wait_until(found, timeout, "notification %r" % needle)
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, pattern, timeout=TIMEOUT, count=1):
+        rx = re.compile(pattern)
+
+        def found():
+            matches = rx.findall(self.read_log())
+            return matches if len(matches) >= count else None
+        try:
+            return wait_until(found, timeout, "log line /%s/" % pattern)
+        except AssertionError:
+            raise AssertionError("no log line /%s/ within %ss; log:\n%s"
+                                 % (pattern, timeout, self.read_log()))
+
+    def log_count(self, pattern):
+        return len(re.findall(pattern, self.read_log()))
+
+    # -- processes --
+
+    def workers(self):
+        return [p for p in children_of(self.pid) if proc_state(p) not in (None, "Z")]
+
+    def zombies(self):
+        return [p for p in children_of(self.pid) if proc_state(p) == "Z"]
+
+    def wait_workers(self, n, timeout=TIMEOUT):
+        return wait_until(lambda: len(self.workers()) == n and not self.zombies(),
+                          timeout, "%d workers (have %s)" % (n, self.workers()))
+
+    def kill(self, sig):
+        os.kill(self.pid, sig)
+
+    def reload(self):
+        """SIGHUP and wait for the READY=1 that ends the reload."""
+        self._drain_notify()
+        mark = len(self.notifications)
+        self.kill(signal.SIGHUP)
+        self.wait_notify("RELOADING=1", after=mark)
+        return self.wait_notify("READY=1", after=mark)
+
+    def stop(self, sig=signal.SIGTERM, timeout=TIMEOUT):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("echod did not exit within %ss after %s" % (timeout, sig))
+
+    def close(self):
+        kids = children_of(self.pid) if self.proc else []
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            for k in kids:
+                try:
+                    os.kill(k, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.notify.close()
+            self.log.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class EchodTestCase(unittest.TestCase):
+    """Starts echods through self.echod(...) and always cleans them up."""
+
+    def echod(self, *args, **kwargs):
+        d = Echod(*args, **kwargs)
+        self.addCleanup(d.close)
+        return d
+
+    def run_echod(self, args, **kwargs):
+        """Runs echod to completion (for -t, -T, bad options)."""
+        return subprocess.run([ECHOD] + list(args), capture_output=True, text=True,
+                              timeout=TIMEOUT, **kwargs)
+
+    def tmpfile(self, name, text):
+        d = tempfile.mkdtemp(prefix="echod-test-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+
+def main():
+    unittest.main(verbosity=2)
