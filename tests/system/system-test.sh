@@ -333,6 +333,11 @@ for u in echod.socket echod-inetd.socket; do
         [[ $st == disabled ]] || fail "$u is '$st', expected disabled"
 done
 ok "echod.service enabled; echod.socket and echod-inetd.socket installed, disabled"
+if ct 10 sh -c '[ -e /bin/kill ] || [ -e /usr/bin/kill ]'; then
+        say "note: this system has a kill binary; the reload is not tested without procps"
+else
+        ok "no /bin/kill here (procps absent): the reload below must do without it"
+fi
 
 # ---------------------------------------------------------------- 2: serve
 
