@@ -378,7 +378,9 @@ say "extra port: $P2"
 ct 10 cp "$CONF" /root/echod.conf.orig
 # Keep a long-lived connection open across the reload.
 coproc HOLD { timeout 120 "${CLIENT[@]}" --timeout 30 hold 127.0.0.1 "$PORT"; }
-read -r -t 30 hold_line <&"${HOLD[0]}" || fail "the long-lived connection did not start"
+# shellcheck disable=SC2153 # HOLD_PID is set by coproc
+hold_pid=$HOLD_PID hold_in=${HOLD[1]} hold_out=${HOLD[0]}
+read -r -t 30 hold_line <&"$hold_out" || fail "the long-lived connection did not start"
 [[ $hold_line == ready* ]] || fail "long-lived connection: $hold_line"
 ok "connection opened before the reload (${hold_line#ready })"
 ct_sh 10 "sed -i '/^[[:space:]]*listen[[:space:]]*=/d' $CONF &&
@@ -392,10 +394,10 @@ poll 30 "new port $P2 answering" client wait-port 127.0.0.1 "$P2"
 echo_ok 127.0.0.1 "$P2"
 echo_ok ::1 "$P2"
 echo_ok 127.0.0.1 "$PORT"
-echo go >&"${HOLD[1]}"
-read -r -t 30 hold_line <&"${HOLD[0]}" || fail "the connection opened before the reload stopped echoing"
+echo go >&"$hold_in"
+read -r -t 30 hold_line <&"$hold_out" || fail "the connection opened before the reload stopped echoing"
 [[ $hold_line == ok ]] || fail "connection opened before the reload: $hold_line"
-wait "$HOLD_PID" 2>/dev/null || true
+wait "$hold_pid" 2>/dev/null || true
 ok "the connection opened before the reload still echoes"
 poll 20 "RELOADED record" journal_has echod.service 'MESSAGE_ID=b8c18c6801b343a5b5c9089b6bea1d49'
 ok "the journal records the reload"
@@ -487,7 +489,19 @@ ct 60 systemctl start echod.socket
 
 step "step 6: stop and purge"
 echo_ok 127.0.0.1 "$PORT"
+# Stop with a connection open: echod drains it and exits well before
+# TimeoutStopSec=, and nothing is left behind.
+coproc HOLD2 { timeout 120 "${CLIENT[@]}" --timeout 30 hold 127.0.0.1 "$PORT" 2>&1; }
+hold_pid=$HOLD2_PID hold_in=${HOLD2[1]} hold_out=${HOLD2[0]}
+read -r -t 30 hold_line <&"$hold_out" || fail "the connection to hold across the stop did not start"
+[[ $hold_line == ready* ]] || fail "connection to hold across the stop: $hold_line"
+t=$SECONDS
 ct 60 systemctl stop echod.service 2>&1 | sed 's/^/    /'
+took=$((SECONDS - t))
+((took < 15)) || fail "systemctl stop echod took $took s with one idle connection open"
+ok "systemctl stop echod with a connection open took ${took} s"
+{ echo go >&"$hold_in"; } 2>/dev/null || true
+wait "$hold_pid" 2>/dev/null && fail "the connection still echoed after echod stopped"
 poll 30 "echod.service inactive" sh -c "[ \"\$(timeout 10 nsenter -t $CT_PID -a systemctl is-active echod.service)\" = inactive ]"
 pids=$(echod_pids)
 [[ -z $pids ]] || fail "echod processes left after systemctl stop echod: $pids"
