@@ -3,6 +3,7 @@
 #pragma once
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 /* Runs s in fork mode (unless CK_FORK=no) and returns the exit status. */
@@ -14,4 +15,15 @@ static inline int unit_run(Suite *s) {
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/*
+ * Tests that show a known, reported bug in src/ go in a TCase that is added
+ * only when ECHOD_UNIT_KNOWN_BUGS is set, so that the suite stays green while
+ * the bug is open and anyone can reproduce it:
+ *     ECHOD_UNIT_KNOWN_BUGS=1 BUILDDIR/tests/unit/test-addr
+ * Once the bug is fixed, move the test into its regular TCase.
+ */
+static inline bool unit_known_bugs(void) {
+        return getenv("ECHOD_UNIT_KNOWN_BUGS") != NULL;
 }
