@@ -177,6 +177,8 @@ class Echod:
         if self.log_target:
             argv += ["--log-target", self.log_target]
         argv += self.args
+        if getattr(self, "log", None):
+            self.log.close()
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log, env=env)

@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: MIT
+"""Socket activation through systemd-socket-activate: echod uses the passed
+socket and binds none of its `listen` addresses."""
+import os
+import shutil
+import socket
+import unittest
+
+from echodtest import EchodTestCase, connect, echo, free_port, main, read_exactly
+
+ACTIVATE = shutil.which("systemd-socket-activate")
+
+
+class ActivationTest(EchodTestCase):
+    def setUp(self):
+        if not ACTIVATE:
+            if os.environ.get("CI") == "true":
+                self.fail("systemd-socket-activate is missing (package systemd)")
+            raise unittest.SkipTest("systemd-socket-activate is missing")
+
+    def start(self, config=""):
+        port = free_port()
+        unused = free_port()
+        d = self.echod(config, port=unused, wait_ready=False)
+        d.proc.kill()
+        d.proc.wait()
+        d.start(wait_ready=False, prefix=[ACTIVATE, "-l", "127.0.0.1:%d" % port,
+                                          "-E", "NOTIFY_SOCKET=" + d.notify_path])
+        d.wait_log(r"Listening on 127\.0\.0\.1:%d" % port)
+        return d, port, unused
+
+    def test_uses_passed_socket_and_ignores_listen(self):
+        d, port, unused = self.start()
+        # systemd-socket-activate starts echod on the first connection.
+        first = connect(port)
+        first.sendall(b"first")
+        d.wait_notify("READY=1")
+        self.assertEqual(read_exactly(first, 5), b"first")
+        first.close()
+        self.assertEqual(echo(port, b"second"), b"second")
+        d.wait_log(r"using socket 127\.0\.0\.1:%d passed by systemd" % port)
+        d.wait_log(r"socket activated: the 'listen' setting in .* is ignored")
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", unused), timeout=5)
+        self.assertEqual(d.stop(), 0)
+
+    def test_reload_keeps_passed_socket(self):
+        d, port, unused = self.start()
+        c = connect(port)
+        c.sendall(b"x")
+        d.wait_notify("READY=1")
+        read_exactly(c, 1)
+        d.write_config("max_connections = 5\n")
+        d.reload()
+        d.wait_log(r"sockets from systemd kept")
+        self.assertEqual(echo(port, b"after reload"), b"after reload")
+        c.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+# SPDX-License-Identifier: MIT
+"""Resource exhaustion: the master out of descriptors (EMFILE), out of
+processes (fork() failing with EAGAIN, through an LD_PRELOAD shim), and a
+flood of connections far past max_connections. The master must not spin,
+must log rate-limited with counts, must keep serving, and must leak
+nothing."""
+import os
+import re
+import resource
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from echodtest import (ECHOD, EchodTestCase, connect, echo, free_port, is_refused, main,
+                       read_exactly, recv_all, try_echo, wait_until)
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def open_fds(pid):
+    return sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def proc_ids(pid):
+    """(uid, gid) pid runs as."""
+    ids = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("Uid:", "Gid:")):
+                ids[line[0]] = int(line.split()[1])
+    return ids["U"], ids["G"]
+
+
+def set_nofile(pid, soft, hard=None):
+    """prlimit(RLIMIT_NOFILE) on a running echod. Started as root it runs as
+    nobody, and without CAP_SYS_RESOURCE (containers) only its own user may
+    change its limits: do it as that user."""
+    uid, gid = proc_ids(pid)
+    if uid == os.getuid():
+        hard = hard or resource.prlimit(pid, resource.RLIMIT_NOFILE)[1]
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        return
+    prlimit = shutil.which("prlimit")
+    if not prlimit:
+        raise unittest.SkipTest("echod runs as uid %d and prlimit(1) is missing" % uid)
+    subprocess.run([prlimit, "--pid", str(pid), "--nofile=%d:%s" % (soft, hard or "")],
+                   check=True, user=uid, group=gid, extra_groups=[])
+
+
+def failfork_shim(tmpdir):
+    """The fork-failing LD_PRELOAD shim: built by meson next to echod
+    (tests/shim), or compiled here from its source."""
+    if os.environ.get("FAILFORK_SO"):
+        return os.environ["FAILFORK_SO"]
+    build_root = os.path.dirname(os.path.dirname(os.path.abspath(ECHOD)))
+    built = os.path.join(build_root, "tests", "shim", "failfork.so")
+    if os.path.exists(built):
+        return built
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        raise unittest.SkipTest("no failfork.so and no C compiler to build it")
+    out = os.path.join(tmpdir, "failfork.so")
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", out,
+                    os.path.join(HERE, "..", "shim", "failfork.c"), "-ldl"], check=True)
+    return out
+
+
+def preload_env(shim, **extra):
+    env = {"LD_PRELOAD": shim}
+    # An ASan build insists on coming first in the library list.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    env.update(extra)
+    return env
+
+
+class DescriptorsTest(EchodTestCase):
+    def test_out_of_descriptors_backs_off_and_recovers(self):
+        d = self.echod("max_connections_per_source = 0\n")
+        self.assertEqual(echo(d.port, b"warm"), b"warm")
+        d.wait_workers(0)
+        fds = open_fds(d.pid)
+        lowest_free = next(i for i in range(len(fds) + 1) if i not in fds)
+        # The next descriptor the master opens is past its limit: accept() fails with EMFILE.
+        set_nofile(d.pid, lowest_free)
+        clients = []
+        try:
+            for i in range(20):
+                s = connect(d.port)             # completes in the kernel's backlog
+                s.sendall(b"queued %d\n" % i)
+                clients.append(s)
+            d.wait_log(r"cannot accept connections: Too many open files")
+            cpu0, t0 = cpu_seconds(d.pid), time.monotonic()
+            # Observe the master for a fixed window while every accept() fails.
+            time.sleep(3)
+            cpu = cpu_seconds(d.pid) - cpu0
+            window = time.monotonic() - t0
+            print("\nmaster CPU while out of descriptors: %.2f s in %.1f s" % (cpu, window))
+            # A busy loop would burn the whole window; backing off 100 ms costs almost nothing.
+            self.assertLess(cpu, 0.1 * window)
+            lines = re.findall(r"cannot accept connections: Too many open files; not accepting for 100 ms "
+                               r"\((\d+) similar errors since the last message\)", d.read_log())
+            # Rate-limited: about one line a second, each with the count it stands for.
+            self.assertGreaterEqual(len(lines), 2)
+            self.assertLessEqual(len(lines), int(window) + 2)
+            self.assertGreater(max(int(n) for n in lines), 3)
+            self.assertEqual(d.workers(), [])
+        finally:
+            set_nofile(d.pid, 1024)
+        # Descriptors are back: everything that waited in the backlog is served.
+        for i, s in enumerate(clients):
+            self.assertEqual(read_exactly(s, len(b"queued %d\n" % i)), b"queued %d\n" % i)
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(recv_all(s), b"")
+            s.close()
+        d.wait_workers(0)
+        self.assertEqual(open_fds(d.pid), fds)
+        self.assertEqual(echo(d.port, b"after"), b"after")
+
+
+class ProcessesTest(EchodTestCase):
+    def setUp(self):
+        self.shimdir = tempfile.mkdtemp(prefix="echod-shim-")
+        self.addCleanup(shutil.rmtree, self.shimdir, True)
+        self.shim = failfork_shim(self.shimdir)
+
+    def test_every_third_fork_fails(self):
+        d = self.echod("max_connections_per_source = 0\n",
+                       env=preload_env(self.shim, FAILFORK_EVERY="3"))
+        fds = open_fds(d.pid)
+        served = refused = 0
+        for i in range(30):
+            got = try_echo(d.port, b"n%d" % i)
+            if got is None:
+                refused += 1
+            else:
+                self.assertEqual(got, b"n%d" % i)
+                served += 1
+        self.assertEqual((served, refused), (20, 10))
+        d.wait_log(r"cannot fork a worker, closing the connection: Resource temporarily unavailable; "
+                   r"not accepting for 100 ms")
+        d.wait_workers(0)
+        self.assertEqual(d.zombies(), [])
+        self.assertEqual(open_fds(d.pid), fds)
+
+    def test_fork_failing_for_a_while(self):
+        flag = os.path.join(self.shimdir, "fail")
+        os.chmod(self.shimdir, 0o755)           # echod runs as nobody
+        d = self.echod("max_connections_per_source = 3\n",
+                       env=preload_env(self.shim, FAILFORK_FILE=flag))
+        fds = open_fds(d.pid)
+        open(flag, "w").close()
+        cpu0, t0 = cpu_seconds(d.pid), time.monotonic()
+        # Keep knocking for 2 s: every connection is closed, none is served.
+        knocks = 0
+        while time.monotonic() - t0 < 2:
+            with connect(d.port) as s:
+                self.assertTrue(is_refused(s))
+            knocks += 1
+        cpu = cpu_seconds(d.pid) - cpu0
+        window = time.monotonic() - t0
+        print("\n%d connections while fork() fails: master CPU %.2f s in %.1f s" % (knocks, cpu, window))
+        self.assertLess(cpu, 0.25 * window)
+        lines = d.log_count(r"cannot fork a worker, closing the connection")
+        self.assertGreaterEqual(lines, 1)
+        self.assertLessEqual(lines, int(window) + 2)
+        self.assertEqual(d.workers(), [])
+        os.unlink(flag)
+        # Nothing was left counted against the source: 3 are served again.
+        held = []
+        for _ in range(3):
+            s = connect(d.port)
+            s.sendall(b"+")
+            self.assertEqual(read_exactly(s, 1), b"+")
+            held.append(s)
+        with connect(d.port) as extra:
+            self.assertTrue(is_refused(extra))
+        for s in held:
+            s.close()
+        d.wait_workers(0)
+        self.assertEqual(d.zombies(), [])
+        self.assertEqual(open_fds(d.pid), fds)
+
+
+class FloodTest(EchodTestCase):
+    def test_2000_connections_against_max_100(self):
+        total, limit, payload_len = 2000, 100, 1000
+        d = self.echod("max_connections = %d\nmax_connections_per_source = 0\n" % limit)
+        # Warm up: the tables reach the size they will have during the flood.
+        warm = []
+        for _ in range(limit):
+            s = connect(d.port)
+            s.sendall(b"w")
+            read_exactly(s, 1)
+            warm.append(s)
+        for s in warm:
+            s.close()
+        d.wait_workers(0)
+        fds0, rss0 = open_fds(d.pid), rss_kib(d.pid)
+        log0 = d.read_log()
+
+        ep = select.epoll()
+        socks, state, got = {}, {}, {}
+        start = time.monotonic()
+        for i in range(total):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", d.port))
+            socks[s.fileno()] = s
+            state[s.fileno()] = "connecting"
+            got[s.fileno()] = bytearray()
+            ep.register(s.fileno(), select.EPOLLOUT)
+        payload = {fd: (b"%08d" % fd) * (payload_len // 8) for fd in socks}
+        pending = total
+        deadline = time.monotonic() + 120
+        while pending and time.monotonic() < deadline:
+            for fd, ev in ep.poll(1):
+                s = socks[fd]
+                if state[fd] == "connecting":
+                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        state[fd] = "error %d" % err
+                        ep.unregister(fd)
+                        pending -= 1
+                        continue
+                    try:
+                        s.send(payload[fd])     # 1000 bytes always fit
+                    except OSError:
+                        pass
+                    state[fd] = "sent"
+                    ep.modify(fd, select.EPOLLIN)
+                    continue
+                try:
+                    b = s.recv(65536)
+                except OSError:
+                    b = b""
+                if not b:
+                    state[fd] = "refused"
+                    ep.unregister(fd)
+                    pending -= 1
+                    continue
+                got[fd] += b
+                if len(got[fd]) >= payload_len:
+                    state[fd] = "served"     # held open until the end
+                    ep.unregister(fd)
+                    pending -= 1
+        elapsed = time.monotonic() - start
+        ep.close()
+        self.assertEqual(pending, 0, "clients still waiting after 120 s")
+        served = [fd for fd in socks if state[fd] == "served"]
+        refused = [fd for fd in socks if state[fd] == "refused"]
+        others = [state[fd] for fd in socks if state[fd] not in ("served", "refused")]
+        print("\nflood: %d served, %d refused in %.1f s" % (len(served), len(refused), elapsed))
+        self.assertEqual(others, [])
+        self.assertEqual(len(served), limit)
+        self.assertEqual(len(refused), total - limit)
+        for fd in served:
+            self.assertEqual(bytes(got[fd]), payload[fd])
+        for s in socks.values():
+            s.close()
+        d.wait_workers(0, timeout=60)
+
+        # Every refusal is accounted for in a handful of lines: individual
+        # lines plus the counts of those held back.
+        def refusal_lines():
+            text = d.read_log()[len(log0):]
+            single = re.findall(r"refused connection from [^:]+:\d+: max_connections \(%d\) reached, closing it"
+                                r"(?: \((\d+) similar refusals not logged in the last second\))?" % limit, text)
+            summary = re.findall(r"(\d+) more connections refused \(refused-limit\)", text)
+            n = len(single) + sum(int(x) for x in single if x) + sum(int(x) for x in summary)
+            return (len(single) + len(summary), n) if n == total - limit else None
+        lines, counted = wait_until(refusal_lines, what="refusals of the flood all counted in the log")
+        print("flood: %d refusals logged in %d lines" % (counted, lines))
+        self.assertLessEqual(lines, 2 * (int(elapsed) + 2))
+
+        # The master is back where it started.
+        self.assertEqual(open_fds(d.pid), fds0)
+        rss1 = rss_kib(d.pid)
+        print("flood: master RSS %d KiB before, %d KiB after" % (rss0, rss1))
+        self.assertLessEqual(rss1, rss0 + 256)
+        self.assertEqual(echo(d.port, b"still serving"), b"still serving")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: MIT
+"""--inetd: one connection on standard input, as under systemd Accept=yes,
+tcpserver or inetd; limits and logging as in a worker."""
+import os
+import shutil
+import unittest
+
+from echodtest import EchodTestCase, connect, echo, free_port, main, read_exactly, recv_all
+
+ACTIVATE = shutil.which("systemd-socket-activate")
+
+
+class InetdTest(EchodTestCase):
+    def setUp(self):
+        if not ACTIVATE:
+            if os.environ.get("CI") == "true":
+                self.fail("systemd-socket-activate is missing (package systemd)")
+            raise unittest.SkipTest("systemd-socket-activate is missing")
+
+    def start(self, config=""):
+        port = free_port()
+        d = self.echod(config, wait_ready=False)
+        d.proc.kill()
+        d.proc.wait()
+        d.args = ["--inetd"]
+        # --inetd -a: one echod --inetd per accepted connection, on fds 0 and 1.
+        d.start(wait_ready=False, prefix=[ACTIVATE, "--inetd", "-a", "-l", "127.0.0.1:%d" % port])
+        d.wait_log(r"Listening on 127\.0\.0\.1:%d" % port)
+        return d, port
+
+    def test_echo_per_connection_process(self):
+        d, port = self.start()
+        self.assertEqual(echo(port, b"inetd one"), b"inetd one")
+        self.assertEqual(echo(port, bytes(range(256)) * 1000), bytes(range(256)) * 1000)
+        d.wait_log(r"connection from 127\.0\.0\.1:\d+ to port %d opened" % port)
+        d.wait_log(r"closed: eof, 9 bytes echoed")
+        d.wait_log(r"closed: eof, 256000 bytes echoed")
+
+    def test_limits_apply(self):
+        d, port = self.start("idle_timeout = 1\nmax_bytes = 100\n")
+        self.assertEqual(echo(port, b"m" * 1000), b"m" * 100)
+        d.wait_log(r"closed: max-bytes, 100 bytes echoed")
+        s = connect(port)
+        s.sendall(b"idle")
+        self.assertEqual(read_exactly(s, 4), b"idle")
+        self.assertEqual(recv_all(s), b"")
+        d.wait_log(r"closed: idle-timeout")
+        s.close()
+
+    def test_refuses_test_config_combination(self):
+        r = self.run_echod(["--inetd", "-t"])
+        self.assertEqual(r.returncode, 2)
+
+
+if __name__ == "__main__":
+    main()
