@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from echodtest import (ECHOD, EchodTestCase, connect, echo, free_port, is_refused, main,
+from echodtest import (ECHOD, Echod, EchodTestCase, connect, echo, free_port, is_refused, main,
                        read_exactly, recv_all, try_echo, wait_until)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -136,6 +136,26 @@ class DescriptorsTest(EchodTestCase):
         d.wait_workers(0)
         self.assertEqual(open_fds(d.pid), fds)
         self.assertEqual(echo(d.port, b"after"), b"after")
+
+
+    def test_started_with_a_tiny_rlimit_nofile(self):
+        prlimit = shutil.which("prlimit")
+        if not prlimit:
+            self.skipTest("no prlimit(1)")
+
+        class Limited(Echod):
+            def start(self, wait_ready=True, prefix=()):
+                # stdio, listener, signalfd, epoll, one connection at a time.
+                return super().start(wait_ready, prefix=[prlimit, "--nofile=7:1024"])
+        d = Limited("max_connections_per_source = 0\n")
+        self.addCleanup(d.close)
+        d.wait_log(r"RLIMIT_NOFILE is 7, too low: raise it to at least 17 \(LimitNOFILE=\)")
+        with open("/proc/%d/limits" % d.pid) as f:
+            self.assertRegex(f.read(), r"Max open files\s+7\s+1024")
+        # The master holds no connection: it serves with 7 descriptors.
+        for i in range(20):
+            self.assertEqual(echo(d.port, b"tiny %d" % i), b"tiny %d" % i)
+        d.wait_workers(0)
 
 
 class ProcessesTest(EchodTestCase):
