@@ -92,6 +92,9 @@ static int cval_parse(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *resul
         return 0;
 }
 
+/* libconfuse hands us its own format strings. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 static void error_func(cfg_t *cfg, const char *fmt, va_list ap) {
         char msg[1024];
 
@@ -101,6 +104,7 @@ static void error_func(cfg_t *cfg, const char *fmt, va_list ap) {
                 current_ctx->failed = true;
         }
 }
+#pragma GCC diagnostic pop
 
 #define OPT(name)      CFG_PTR_CB(name, 0, CFGF_NODEFAULT, cval_parse, cval_free)
 #define OPT_LIST(name) CFG_PTR_LIST_CB(name, 0, CFGF_NODEFAULT, cval_parse, cval_free)

@@ -15,6 +15,9 @@ extern char **environ;
 
 static char *title_start;
 static size_t title_size;
+/* The moved environment strings, kept reachable for the life of the process
+ * (unsetenv() drops them from environ, e.g. sd_listen_fds() does). */
+static char **env_strings;
 
 void proctitle_init(int argc, char **argv) {
         char *start, *end;
@@ -35,10 +38,11 @@ void proctitle_init(int argc, char **argv) {
         /* Move the environment and the arguments elsewhere; their old space
          * becomes the title's. */
         env = calloc(n_env + 1, sizeof *env);
-        if (!env)
+        env_strings = calloc(n_env + 1, sizeof *env_strings);
+        if (!env || !env_strings)
                 return;
         for (size_t i = 0; i < n_env; i++)
-                if (!(env[i] = strdup(environ[i])))
+                if (!(env[i] = env_strings[i] = strdup(environ[i])))
                         return;
         for (int i = 0; i < argc; i++) {
                 char *copy = strdup(argv[i]);

@@ -262,7 +262,7 @@ class Echod:
             raise AssertionError("echod did not exit within %ss after %s" % (timeout, sig))
 
     def close(self):
-        kids = children_of(self.pid) if self.proc else []
+        kids = children_of(self.proc.pid) if self.proc else []
         try:
             if self.proc and self.proc.poll() is None:
                 self.proc.kill()
@@ -284,7 +284,15 @@ class EchodTestCase(unittest.TestCase):
     def echod(self, *args, **kwargs):
         d = Echod(*args, **kwargs)
         self.addCleanup(d.close)
+        self.addCleanup(self.check_sanitizers, d)
         return d
+
+    def check_sanitizers(self, d):
+        """A sanitizer report in echod's log (master or worker) fails the test."""
+        log = d.read_log()
+        m = re.search(r"(ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:).*", log)
+        if m:
+            self.fail("sanitizer report in echod's log:\n" + log[m.start():m.start() + 4000])
 
     def run_echod(self, args, **kwargs):
         """Runs echod to completion (for -t, -T, bad options)."""

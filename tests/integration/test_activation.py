@@ -24,8 +24,11 @@ class ActivationTest(EchodTestCase):
         d = self.echod(config, port=unused, wait_ready=False)
         d.proc.kill()
         d.proc.wait()
-        d.start(wait_ready=False, prefix=[ACTIVATE, "-l", "127.0.0.1:%d" % port,
-                                          "-E", "NOTIFY_SOCKET=" + d.notify_path])
+        prefix = [ACTIVATE, "-l", "127.0.0.1:%d" % port, "-E", "NOTIFY_SOCKET=" + d.notify_path]
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if var in os.environ:
+                prefix += ["-E", var]
+        d.start(wait_ready=False, prefix=prefix)
         d.wait_log(r"Listening on 127\.0\.0\.1:%d" % port)
         return d, port, unused
 
@@ -42,7 +45,7 @@ class ActivationTest(EchodTestCase):
         d.wait_log(r"socket activated: the 'listen' setting in .* is ignored")
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", unused), timeout=5)
-        self.assertEqual(d.stop(), 0)
+        self.assertEqual(d.stop(), 0, d.read_log())
 
     def test_reload_keeps_passed_socket(self):
         d, port, unused = self.start()
