@@ -42,6 +42,7 @@ STEP=start
 WORK=
 NSPAWN_PID=
 CT_PID=
+COMPLETED=no    # set by the last line: an early exit 0 must not pass
 
 # ---------------------------------------------------------------- output
 
@@ -74,6 +75,10 @@ cleanup() {
         local rc=$?
         trap - EXIT INT TERM
         set +e
+        if ((rc == 0)) && [[ $COMPLETED != yes ]]; then
+                say "FAIL: the test ended early without an error" >&2
+                rc=1
+        fi
         if ((rc != 0 && rc != 77)); then
                 dump_container_state
         fi
@@ -223,7 +228,7 @@ fi
 
 # The package's own checks: lintian and hardening-check.
 if command -v lintian >/dev/null; then
-        say "lintian --pedantic ${CHANGES:+$(basename "$CHANGES")}$(basename "$DEB")"
+        say "lintian --pedantic $(basename "${CHANGES:-$DEB}")"
         if ! timeout 600 lintian --pedantic --fail-on error,warning "${CHANGES:-$DEB}" 2>&1 |
                 sed 's/^/    /'; then
                 fail "lintian reported errors or warnings"
@@ -306,6 +311,8 @@ until find_ct_pid; do
         sleep 0.2
 done
 say "container systemd: pid $CT_PID"
+# systemctl needs systemd's private socket, which appears a moment later.
+poll 60 "systemd's control socket in the container" ct 10 test -S /run/systemd/private
 state=$(ct 120 systemctl is-system-running --wait || true)
 case $state in
 running) ok "container booted: $state" ;;
@@ -524,3 +531,5 @@ left=$(ct_sh 10 'ls -d /etc/systemd/system/*.wants/echod* /var/lib/systemd/deb-s
 [[ -z $(echod_pids) ]] || fail "echod processes left after purge"
 client --timeout 2 refused 127.0.0.1 "$PORT" >/dev/null || fail "port $PORT still answers after purge"
 ok "units, enablement links, catalog, binary and $CONF are gone; nothing listens on port $PORT"
+
+COMPLETED=yes
