@@ -349,6 +349,11 @@ static int validate_listen(struct validator *v, struct config *cfg) {
                              c->text);
                         continue;
                 }
+                if (a.sa.sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a.in6.sin6_addr)) {
+                        verr(v, c->line, key, "'%s' is an IPv4-mapped IPv6 address: write it as IPv4 (e.g. \"127.0.0.1:7\")",
+                             c->text);
+                        continue;
+                }
                 bool dup = false;
                 for (size_t j = 0; j < cfg->n_listen; j++)
                         if (sockaddr_equal(&cfg->listen[j].addr, &a))

@@ -6,14 +6,21 @@
 #include "limits.h"
 #include "util.h"
 
-bool gcra_allow(uint64_t *tat, uint64_t now, unsigned rate, unsigned burst) {
+static uint64_t gcra_next(uint64_t tat, uint64_t now, unsigned rate) {
+        return (tat > now ? tat : now) + USEC_PER_SEC / rate;
+}
+
+bool gcra_conforms(uint64_t tat, uint64_t now, unsigned rate, unsigned burst) {
         if (rate == 0)
                 return true;
-        uint64_t interval = USEC_PER_SEC / rate;
-        uint64_t next = (*tat > now ? *tat : now) + interval;
-        if (next - now > (uint64_t) burst * interval)
+        return gcra_next(tat, now, rate) - now <= (uint64_t) burst * (USEC_PER_SEC / rate);
+}
+
+bool gcra_allow(uint64_t *tat, uint64_t now, unsigned rate, unsigned burst) {
+        if (!gcra_conforms(*tat, now, rate, burst))
                 return false;
-        *tat = next;
+        if (rate > 0)
+                *tat = gcra_next(*tat, now, rate);
         return true;
 }
 

@@ -20,6 +20,8 @@
  * allowed.
  */
 bool gcra_allow(uint64_t *tat, uint64_t now, unsigned rate, unsigned burst);
+/* Whether gcra_allow() would allow, without charging the bucket. */
+bool gcra_conforms(uint64_t tat, uint64_t now, unsigned rate, unsigned burst);
 
 /* The entry that decides for addr (longest prefix; deny wins a tie), or NULL
  * when none matches. *ret_allowed says whether addr may connect. */

@@ -107,6 +107,10 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
         if (log_error_copy_fd >= 0 && priority <= LOG_ERR)
                 write_line(log_error_copy_fd, msg);
 
+        if (log_target == LOG_TARGET_NONE) {
+                errno = saved_errno;
+                return;
+        }
         if (log_target != LOG_TARGET_JOURNAL) {
                 write_line(STDERR_FILENO, msg);
                 errno = saved_errno;
@@ -126,8 +130,9 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
         for (size_t i = 0; fields && fields[i] && i < MAX_FIELDS; i++)
                 iov[n++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
 
-        if (sd_journal_sendv(iov, (int) n) < 0)
-                write_line(STDERR_FILENO, msg);
+        /* No fallback to stderr: under --inetd it may be the client's socket,
+         * and a detached daemon's stderr is /dev/null anyway. */
+        (void) sd_journal_sendv(iov, (int) n);
         errno = saved_errno;
 }
 

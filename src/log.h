@@ -16,6 +16,7 @@ enum log_target {
         LOG_TARGET_AUTO,
         LOG_TARGET_JOURNAL,
         LOG_TARGET_STDERR,
+        LOG_TARGET_NONE,        /* nowhere safe to write (stderr is a client's socket) */
 };
 
 /* Picks the journal or stderr. AUTO: stderr when it is a terminal or the

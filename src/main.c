@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -78,7 +79,20 @@ static int run_inetd(const struct config *cfg) {
                 log_error_errno(r, "--inetd: standard input or output is not usable: %m");
                 return EXIT_RUNTIME;
         }
-        return worker_main(STDIN_FILENO, STDOUT_FILENO, cfg, NULL);
+        /* Under inetd the exit status goes to the service manager, where
+         * anything but 0 reads as a failed unit: only socket errors are one. */
+        int reason = close_reason_from_exit_code(worker_main(STDIN_FILENO, STDOUT_FILENO, cfg, NULL));
+        return reason == CLOSE_ERROR || reason < 0 ? EXIT_RUNTIME : 0;
+}
+
+/* xinetd and openbsd-inetd hand the connection over as stderr too: log
+ * lines written there would reach the client inside its echo. */
+static bool stderr_is_connection(void) {
+        struct stat in, err;
+
+        if (fstat(STDIN_FILENO, &in) < 0 || fstat(STDERR_FILENO, &err) < 0)
+                return false;
+        return S_ISSOCK(err.st_mode) && in.st_dev == err.st_dev && in.st_ino == err.st_ino;
 }
 
 int main(int argc, char *argv[]) {
@@ -179,6 +193,8 @@ int main(int argc, char *argv[]) {
         if (target == LOG_TARGET_AUTO && !foreground && !inetd &&
             access("/run/systemd/journal/socket", W_OK) == 0)
                 target = LOG_TARGET_JOURNAL;   /* a detached daemon has no stderr */
+        if (inetd && stderr_is_connection())
+                target = access("/run/systemd/journal/socket", W_OK) == 0 ? LOG_TARGET_JOURNAL : LOG_TARGET_NONE;
         log_open(target);
         if (r < 0) {
                 for (size_t i = 0; i < errors.n; i++)

@@ -15,7 +15,6 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -25,6 +24,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "privs.h"
 #include "proctitle.h"
 #include "util.h"
@@ -98,6 +98,7 @@ struct master {
         uint64_t stop_deadline;
         bool killed;
         int ready_fd;                   /* daemon readiness pipe until reported */
+        bool have_caps;                 /* workers must drop them */
 };
 
 static unsigned n_active(const struct master *m) {
@@ -148,7 +149,7 @@ static void send_status(struct master *m, uint64_t now) {
         char refused[256];
 
         format_refused(m, refused, sizeof refused);
-        (void) sd_notifyf(0, "STATUS=%s%u active, %" PRIu64 " served, %s",
+        (void) notify_send("STATUS=%s%u active, %" PRIu64 " served, %s",
                           m->reload_failed ? "Reload failed, old configuration in use; " : "",
                           n_active(m), m->served, refused);
         m->status_sent = now;
@@ -272,7 +273,7 @@ static _noreturn_ void run_worker(struct master *m, int fd, const struct sockadd
                 safe_close(m->listeners[i].fd);
         safe_close(m->epoll_fd);
         safe_close(m->signal_fd);
-        if (privs_have_caps())
+        if (m->have_caps)
                 (void) privs_drop_caps();
         _exit(worker_main(fd, fd, m->cfg, peer));
 }
@@ -322,7 +323,9 @@ static void spawn(struct master *m, int fd, const struct sockaddr_any *peer, con
                 sources_release(&m->sources, s, now);
                 return refuse(m, fd, peer, l, REFUSED_PER_SOURCE, detail, now);
         }
-        if (!gcra_allow(&s->tat, now, c->rate_limit_per_source, c->rate_limit_per_source_burst)) {
+        /* Check both buckets before charging either: a connection refused by
+         * one limit costs nothing from the other. */
+        if (!gcra_conforms(s->tat, now, c->rate_limit_per_source, c->rate_limit_per_source_burst)) {
                 char net[64];
                 netaddr_format(&key, net, sizeof net);
                 snprintf(detail, sizeof detail, "rate_limit_per_source (%u/s, burst %u) exceeded by %s",
@@ -335,6 +338,7 @@ static void spawn(struct master *m, int fd, const struct sockaddr_any *peer, con
                 sources_release(&m->sources, s, now);
                 return refuse(m, fd, peer, l, REFUSED_RATE, detail, now);
         }
+        (void) gcra_allow(&s->tat, now, c->rate_limit_per_source, c->rate_limit_per_source_burst);
 
         pid = fork();
         if (pid < 0) {
@@ -577,7 +581,7 @@ static void reload(struct master *m) {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         int r;
 
-        (void) sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading %s\nMONOTONIC_USEC=%" PRIu64,
+        (void) notify_send("RELOADING=1\nSTATUS=Reloading %s\nMONOTONIC_USEC=%" PRIu64,
                           m->args->config_path, now);
 
         r = config_load(m->args->config_path, &c, &errors);
@@ -619,13 +623,13 @@ static void reload(struct master *m) {
                    m->args->config_path, m->n_listeners, m->n_listeners == 1 ? "" : "s", added, removed,
                    m->socket_activated ? ", sockets from systemd kept" : "");
         send_status(m, now);
-        (void) sd_notify(0, "READY=1");
+        (void) notify_send("READY=1");
         return;
 
 fail:
         m->reload_failed = true;
         send_status(m, now);
-        (void) sd_notify(0, "READY=1");
+        (void) notify_send("READY=1");
 }
 
 /* ---- stop ---- */
@@ -640,7 +644,7 @@ static void begin_stop(struct master *m, int sig, uint64_t now) {
         }
         m->stopping = true;
         format_duration(d, sizeof d, m->cfg->shutdown_timeout_usec);
-        (void) sd_notifyf(0, "STOPPING=1\nSTATUS=Stopping: draining %u connections", n_active(m));
+        (void) notify_send("STOPPING=1\nSTATUS=Stopping: draining %u connections", n_active(m));
         log_record(LOG_NOTICE, false, ECHOD_MID_STOPPING, NULL,
                    "received %s, stopping: closing listeners, draining %u connection%s (up to %s)",
                    sig == SIGINT ? "SIGINT" : "SIGTERM", n_active(m), n_active(m) == 1 ? "" : "s", d);
@@ -949,6 +953,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
                            cfg->user ? "" : "; set 'user' in the configuration to choose another");
         }
 
+        m.have_caps = privs_have_caps();
         warn_limits(cfg);
 
         {
@@ -962,7 +967,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
                            "echod " ECHOD_VERSION " started, serving RFC 862 echo on %s", listeners);
         }
         send_status(&m, now_usec(CLOCK_MONOTONIC));
-        (void) sd_notify(0, "READY=1");
+        (void) notify_send("READY=1");
         daemon_report(m.ready_fd, 0);
         m.ready_fd = -1;
         log_set_error_copy_fd(-1);

@@ -16,6 +16,7 @@
 
 #define ECHO_BUFFER_SIZE (64 * 1024)
 #define PAYLOAD_LOG_BYTES 256
+#define BUSY_CHECK_USEC (100 * USEC_PER_MSEC)
 
 volatile sig_atomic_t worker_stop;
 
@@ -73,6 +74,15 @@ static bool is_reset(int err) {
         return err == ECONNRESET || err == EPIPE || err == ECONNABORTED || err == ETIMEDOUT;
 }
 
+/* SIGTERM/SIGINT stay blocked outside ppoll(): see whether one waits. */
+static bool stop_pending(void) {
+        sigset_t pending;
+
+        if (sigpending(&pending) < 0)
+                return false;
+        return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1;
+}
+
 static void finish(struct echo_result *ret, enum close_reason reason, int err) {
         ret->reason = reason;
         ret->error = err;
@@ -84,10 +94,25 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
         size_t off = 0, len = 0;
         bool eof = false;
 
+        uint64_t last_check = start;
+
         memset(ret, 0, sizeof *ret);
         for (;;) {
                 struct pollfd pfd;
                 ssize_t n;
+
+                /* A client that keeps us busy never lets us wait in ppoll(),
+                 * where stop signals arrive and deadlines are checked: look
+                 * at both every 100 ms of busy echoing as well. */
+                if (ret->bytes > 0 && last_progress - last_check >= BUSY_CHECK_USEC) {
+                        last_check = last_progress;
+                        if (limits->session_usec > 0 && last_progress - start >= limits->session_usec) {
+                                finish(ret, CLOSE_SESSION_TIMEOUT, 0);
+                                return;
+                        }
+                        if (poll_mask && stop_pending())
+                                worker_stop = 1;
+                }
 
                 if (len > 0) {
                         n = send(out_fd, echo_buffer + off, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -116,7 +141,7 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                         finish(ret, CLOSE_EOF, 0);
                         return;
                 } else if (worker_stop) {
-                        /* Everything read has been written back. */
+                        /* Everything read has been written back; read no more. */
                         (void) shutdown(out_fd, SHUT_WR);
                         finish(ret, CLOSE_SHUTDOWN, 0);
                         return;
