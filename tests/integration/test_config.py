@@ -140,6 +140,10 @@ class ConfigTest(EchodTestCase):
         self.check_errors('listen = { "127.0.0.1:7", "127.0.0.1:7" }\n',
                           [(1, "listen: address '127.0.0.1:7' is listed twice")])
 
+    def test_ipv4_mapped_listen_address(self):
+        self.check_errors('listen = { "[::ffff:127.0.0.1]:7" }\n',
+                          [(1, "listen: '[::ffff:127.0.0.1]:7' is an IPv4-mapped IPv6 address")])
+
     def test_non_ascii_outside_strings(self):
         self.check_errors("# caf\u00e9 is fine in a comment\nbacklog = 1\u00a02\n",
                           [(2, "invalid character outside a quoted string")])

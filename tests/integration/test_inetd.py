@@ -47,6 +47,38 @@ class InetdTest(EchodTestCase):
         d.wait_log(r"closed: idle-timeout")
         s.close()
 
+    def run_on_socketpair(self, config, data, stderr_too):
+        import socket
+        import subprocess
+        from echodtest import ECHOD, recv_all
+        conf = self.tmpfile("inetd.conf", config)
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            p = subprocess.Popen([ECHOD, "--inetd", "-c", conf], stdin=theirs, stdout=theirs,
+                                 stderr=theirs if stderr_too else subprocess.DEVNULL,
+                                 env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
+            theirs.close()
+            ours.settimeout(20)
+            ours.sendall(data)
+            got = ours.recv(len(data)) if data else b""
+            while len(got) < len(data):
+                got += ours.recv(len(data) - len(got))
+            rest = recv_all(ours)           # idle timeout closes it
+            return p.wait(20), got, rest
+
+    def test_exit_status_is_zero_for_normal_endings(self):
+        # An idle timeout is a normal end: a non-zero status would mark every
+        # echod-inetd@ instance failed.
+        code, got, rest = self.run_on_socketpair("idle_timeout = 1\n", b"bye", False)
+        self.assertEqual((code, got, rest), (0, b"bye", b""))
+
+    def test_logs_never_reach_the_client_through_stderr(self):
+        # xinetd and openbsd-inetd pass the connection as stderr too.
+        code, got, rest = self.run_on_socketpair("idle_timeout = 1\nlog_connections = true\n",
+                                                 b"only this", True)
+        self.assertEqual(got + rest, b"only this")
+        self.assertEqual(code, 0)
+
     def test_refuses_test_config_combination(self):
         r = self.run_echod(["--inetd", "-t"])
         self.assertEqual(r.returncode, 2)

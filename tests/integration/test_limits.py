@@ -106,6 +106,32 @@ class LimitsTest(EchodTestCase):
         self.assertTrue(closed)
         d.wait_log(r"closed: session-timeout")
 
+    def test_session_timeout_closes_a_connection_that_is_never_idle(self):
+        import threading
+        d = self.echod("session_timeout = 1\nidle_timeout = 0\n")
+        s = connect(d.port)
+        done = threading.Event()
+
+        def pump():
+            try:
+                while not done.is_set():
+                    s.sendall(b"s" * 65536)
+            except OSError:
+                pass
+        t = threading.Thread(target=pump, daemon=True)
+        t.start()
+        t0 = time.monotonic()
+        try:
+            while s.recv(1 << 20):
+                if time.monotonic() - t0 > 15:
+                    break
+        except OSError:
+            pass
+        done.set()
+        self.assertLess(time.monotonic() - t0, 10)
+        d.wait_log(r"closed: session-timeout")
+        s.close()
+
     def test_max_bytes(self):
         d = self.echod("max_bytes = 1K\n")
         got = echo(d.port, b"z" * 5000)

@@ -18,6 +18,27 @@ class StatusTest(EchodTestCase):
             s.close()
         d.wait_notify("STATUS=0 active, 2 served, 1 refused (limit 1)")
 
+    def test_full_notify_queue_never_blocks_the_master(self):
+        # libsystemd's sd_notify() blocks while the manager's queue is full;
+        # the master must not: fill the queue, then make echod notify.
+        import socket
+        d = self.echod("")
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        filler.setblocking(False)
+        try:
+            while True:
+                filler.sendto(b"X=filler", d.notify_path)
+        except BlockingIOError:
+            pass
+        filler.close()
+        for _ in range(3):
+            d.kill(signal.SIGHUP)             # RELOADING=1 ... READY=1
+            d.wait_log(r"reloaded")
+        self.assertEqual(try_echo(d.port, b"not stuck"), b"not stuck")
+        d.kill(signal.SIGUSR1)
+        d.wait_log(r"status: ")
+        self.assertEqual(d.stop(), 0)
+
     def test_sigusr1_logs_status_with_top_sources(self):
         d = self.echod("max_connections_per_source = 0\n")
         held = [connect(d.port) for _ in range(3)]

@@ -50,6 +50,38 @@ class StopTest(EchodTestCase):
         d.wait_log(r"1 worker still running after shutdown_timeout, killing them")
         s.close()
 
+    def test_busy_stream_is_drained_promptly(self):
+        # A client that keeps its worker busy (never idle in ppoll) must still
+        # see the stop: flushed and closed, well before shutdown_timeout.
+        import threading
+        d = self.echod("shutdown_timeout = 60\n")
+        s = connect(d.port)
+        stop = threading.Event()
+
+        def pump():
+            try:
+                while not stop.is_set():
+                    s.sendall(b"b" * 65536)
+            except OSError:
+                pass
+        t = threading.Thread(target=pump, daemon=True)
+        t.start()
+        read_exactly(s, 65536)
+        d.wait_workers(1)
+        t0 = time.monotonic()
+        d.kill(signal.SIGTERM)
+        try:
+            while s.recv(1 << 20):
+                pass
+        except OSError:
+            pass
+        self.assertEqual(d.proc.wait(20), 0)
+        self.assertLess(time.monotonic() - t0, 10)
+        stop.set()
+        self.assertNotIn("killing them", d.read_log())
+        d.wait_log(r"closed: shutdown")
+        s.close()
+
     def _refused(self, port):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
