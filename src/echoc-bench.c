@@ -91,6 +91,8 @@ struct bench {
         const struct options *o;
         struct sockaddr_storage addr;
         socklen_t addrlen;
+        struct sockaddr_storage source; /* ss_family 0: let the kernel choose */
+        socklen_t sourcelen;
         char target[SOCKADDR_STR_MAX];
         int epfd, sigfd;
 
@@ -348,6 +350,14 @@ static void conn_open(struct bench *b, struct conn *c) {
 
         if (b->o->mode == BENCH_LATENCY)
                 (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (b->source.ss_family != 0) {
+                /* Leave the port to connect(), which may share it across destinations. */
+                (void) setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+                if (bind(c->fd, (const struct sockaddr *) &b->source, b->sourcelen) < 0) {
+                        conn_fail_errno(b, c, "bind", errno);
+                        return;
+                }
+        }
 
         ev = (struct epoll_event) {
                 .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -883,6 +893,22 @@ int run_bench(const struct options *o) {
         memcpy(&b.addr, ai->ai_addr, ai->ai_addrlen);
         b.addrlen = ai->ai_addrlen;
         format_sockaddr(ai->ai_addr, b.target, sizeof(b.target));
+
+        if (o->source) {
+                _cleanup_(freeaddrinfop) struct addrinfo *src = NULL;
+                struct addrinfo hints = {
+                        .ai_family = ai->ai_family,
+                        .ai_socktype = SOCK_STREAM,
+                        .ai_flags = AI_NUMERICHOST | AI_PASSIVE,
+                };
+                if (getaddrinfo(o->source, "0", &hints, &src) != 0) {
+                        log_msg("--source: '%s' is not an %s address, as the target %s is", o->source,
+                                ai->ai_family == AF_INET ? "IPv4" : "IPv6", b.target);
+                        return EXIT_USAGE;
+                }
+                memcpy(&b.source, src->ai_addr, src->ai_addrlen);
+                b.sourcelen = src->ai_addrlen;
+        }
 
         r = raise_nofile(o->concurrency + 64);
         if (r < 0) {

@@ -43,6 +43,7 @@ static void help(void) {
                "  -d, --duration SECONDS     run time, or hold time for hold (bench; default 5)\n"
                "  -n, --requests N           stop after N requests/cycles (bench)\n"
                "      --json                 print the bench result as one JSON object\n"
+               "      --source ADDR          connect from this local address (bench)\n"
                "  -h, --help                 show this help and exit\n"
                "  -V, --version              show the version and exit\n"
                "\n"
@@ -70,6 +71,7 @@ static const char *range_text(int r) {
 enum {
         ARG_BENCH = 0x100,
         ARG_JSON,
+        ARG_SOURCE,
 };
 
 static int parse_argv(int argc, char *argv[], struct options *o) {
@@ -81,6 +83,7 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                 { "duration",    required_argument, NULL, 'd' },
                 { "requests",    required_argument, NULL, 'n' },
                 { "json",        no_argument,       NULL, ARG_JSON },
+                { "source",      required_argument, NULL, ARG_SOURCE },
                 { "help",        no_argument,       NULL, 'h' },
                 { "version",     no_argument,       NULL, 'V' },
                 {}
@@ -144,6 +147,10 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                 case ARG_JSON:
                         o->json = true;
                         bench_only = "--json";
+                        break;
+                case ARG_SOURCE:
+                        o->source = optarg;
+                        bench_only = "--source";
                         break;
                 case 'h':
                         help();

@@ -50,6 +50,7 @@ struct options {
         uint64_t duration_usec;         /* 0 = not given */
         uint64_t requests;              /* 0 = not given */
         bool json;
+        const char *source;             /* bench: local address to connect from */
 };
 
 #define DEFAULT_PORT "7"

@@ -234,6 +234,7 @@ class UsageTest(unittest.TestCase):
         ["--timeout"],
         ["--concurrency", "4", "127.0.0.1"],
         ["--json", "127.0.0.1"],
+        ["--source", "127.0.0.1", "127.0.0.1"],
         ["--bench", "nope", "127.0.0.1", "7"],
         ["--bench", "rate", "127.0.0.1"],
         ["--bench", "rate", "--concurrency", "0", "127.0.0.1", "7"],
@@ -313,6 +314,15 @@ class BenchTest(ServerTestCase):
         p, _, r = bench(["--bench", "rate", "-6", "-n", "50", "::1", srv.port])
         self.assertNoErrors(p, r)
         self.assertEqual(r["target"], f"[::1]:{srv.port}")
+
+    def test_source_address(self):
+        srv = self.server()
+        p, _, r = bench(["--bench", "rate", "-n", "20", "--source", "127.0.0.2", srv.host, srv.port])
+        self.assertNoErrors(p, r)
+        self.assertEqual(r["connections"], 20)
+        p = run(["--bench", "rate", "-n", "20", "--source", "::1", srv.host, srv.port])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--source", p.stderr.decode())
 
     def test_stream(self):
         srv = self.server()
