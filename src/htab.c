@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #include "htab.h"
@@ -33,17 +35,33 @@ static size_t home(const struct htab *h, const void *key) {
         return (size_t) hash_bytes(key, h->key_size, h->seed) & (h->cap - 1);
 }
 
+/*
+ * The slots live in their own mapping, marked MADV_DONTFORK: the tables
+ * belong to the master alone, and a worker forked from it then neither
+ * inherits them (fork copies no page tables for them) nor makes the master
+ * copy their pages on its next write.
+ */
+static size_t mapping_size(size_t cap, size_t entry_size) {
+        size_t page = (size_t) sysconf(_SC_PAGESIZE);
+        return (cap + cap * entry_size + page - 1) / page * page;
+}
+
 static int alloc_slots(struct htab *h, size_t cap) {
-        h->used = calloc(cap, 1);
-        h->entries = calloc(cap, h->entry_size);
-        if (!h->used || !h->entries) {
-                free(h->used);
-                free(h->entries);
-                h->used = h->entries = NULL;
+        size_t size = mapping_size(cap, h->entry_size);
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        if (p == MAP_FAILED)
                 return -ENOMEM;
-        }
+        (void) madvise(p, size, MADV_DONTFORK);
+        h->entries = p;
+        h->used = h->entries + cap * h->entry_size;
         h->cap = cap;
         return 0;
+}
+
+static void free_slots(unsigned char *entries, size_t cap, size_t entry_size) {
+        if (entries)
+                (void) munmap(entries, mapping_size(cap, entry_size));
 }
 
 int htab_init(struct htab *h, size_t key_size, size_t entry_size, size_t expected) {
@@ -61,8 +79,7 @@ int htab_init(struct htab *h, size_t key_size, size_t entry_size, size_t expecte
 }
 
 void htab_done(struct htab *h) {
-        free(h->used);
-        free(h->entries);
+        free_slots(h->entries, h->cap, h->entry_size);
         h->used = h->entries = NULL;
         h->cap = h->len = 0;
 }
@@ -99,8 +116,7 @@ static int grow(struct htab *h) {
                 memcpy(slot(h, j), slot(&old, i), h->entry_size);
                 h->len++;
         }
-        free(old.used);
-        free(old.entries);
+        free_slots(old.entries, old.cap, old.entry_size);
         return 0;
 }
 

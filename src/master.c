@@ -887,8 +887,8 @@ static int setup(struct master *m) {
         if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->signal_fd, &ev) < 0)
                 return log_error_errno(errno, "cannot watch the signalfd: %m");
 
-        r = htab_init(&m->children, sizeof(pid_t), sizeof(struct child),
-                      m->cfg->max_connections ? m->cfg->max_connections : 1024);
+        /* Small at first: the table grows with the number of workers. */
+        r = htab_init(&m->children, sizeof(pid_t), sizeof(struct child), 64);
         if (r >= 0)
                 r = sources_init(&m->sources, m->cfg->max_sources);
         if (r < 0)
