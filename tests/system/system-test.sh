@@ -447,10 +447,11 @@ ok "original $CONF restored; port $P2 closed again"
 # ---------------------------------------------------------------- 5: socket activation
 
 step "step 5: switch to socket activation"
-ct 60 systemctl disable --now echod.service 2>&1 | sed 's/^/    /'
+# The README's commands, in its order.
 ct_sh 10 'mkdir -p /etc/systemd/system/echod.service.d &&
         cp /usr/share/echod/echod-socket-activation.conf /etc/systemd/system/echod.service.d/socket-activation.conf'
 ct 60 systemctl daemon-reload
+ct 60 systemctl disable --now echod.service 2>&1 | sed 's/^/    /'
 ct 60 systemctl enable --now echod.socket 2>&1 | sed 's/^/    /'
 ct 10 systemctl is-active --quiet echod.socket || fail "echod.socket is not active"
 st=$(ct 10 systemctl is-active echod.service || true)
