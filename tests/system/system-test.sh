@@ -264,7 +264,10 @@ if [[ -f $TREE/.complete ]] && [[ -z $(find "$TREE/.complete" -mtime +"$CACHE_MA
    [[ -x $TREE/root/lib/systemd/systemd && -x $TREE/root/usr/bin/apt-get && -x $TREE/root/usr/bin/dbus-daemon ]]; then
         say "using the cached tree $TREE"
 else
-        # Stale, broken or missing: rebuild it.
+        # Stale, broken or missing: rebuild it, and drop trees of other keys.
+        for old in "$CACHE/$SUITE"-*; do
+                [[ $old == "$TREE" ]] || rm -rf --one-file-system "$old"
+        done
         rm -rf --one-file-system "$TREE"
         mkdir -p "$TREE"
         say "debootstrap --variant=minbase --include=$INCLUDE $SUITE (log: $TREE/debootstrap.log)"
