@@ -424,6 +424,52 @@ class BenchTest(ServerTestCase):
         self.assertIn("Connection refused", p.stderr.decode())
 
 
+ECHOD = os.environ.get("ECHOD", "")
+HAVE_ECHOD = bool(ECHOD) and os.access(ECHOD, os.X_OK)
+if HAVE_ECHOD:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import echodtest  # the lead's harness: runs echod, waits for READY=1
+
+
+@unittest.skipUnless(HAVE_ECHOD, "ECHOD not set")
+class AgainstEchodTest(unittest.TestCase):
+    """The same client against the real daemon."""
+
+    def setUp(self):
+        self.d = echodtest.Echod("max_connections = 0\nmax_connections_per_source = 0\n")
+        self.addCleanup(self.d.close)
+
+    def test_line_mode(self):
+        data = b"".join(b"line %d\n" % i for i in range(1000))
+        p = run(["127.0.0.1", self.d.port], data)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, data)
+
+    def test_bench_modes(self):
+        for args in (["rate", "-c", "8", "-n", "300"], ["stream", "-c", "2", "-d", "1"],
+                     ["latency", "-n", "300"]):
+            with self.subTest(mode=args[0]):
+                p, _, r = bench(["--bench"] + args + ["127.0.0.1", self.d.port])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(r["errors"]["total"], 0, r["errors"])
+
+    def test_hold_has_one_worker_per_connection(self):
+        proc = subprocess.Popen([ECHOC, "--bench", "hold", "-c", "40", "-d", "60", "--json",
+                                 "127.0.0.1", str(self.d.port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        self.assertTrue(sel.select(timeout=RUN_TIMEOUT), "no 'holding' line")
+        self.assertEqual(proc.stdout.readline(), b"holding 40 connections\n")
+        self.assertEqual(len(self.d.workers()), 40)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(json.loads(out)["errors"]["total"], 0)
+        self.d.wait_workers(0)
+
+
 if __name__ == "__main__":
     if not ECHOC or not os.access(ECHOC, os.X_OK):
         sys.exit("test_echoc.py: set ECHOC to the echoc binary to test")
