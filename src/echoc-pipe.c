@@ -268,7 +268,7 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                         }
                 }
 
-                if (p[0].fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+                if (p[0].fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
                         ssize_t k = read(STDIN_FILENO, s->buf + s->filled, WINDOW - s->filled);
                         if (k < 0 && errno != EAGAIN && errno != EINTR) {
                                 log_msg("read standard input: %m");

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -200,10 +201,21 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
         return -1;
 }
 
+/* With stdin, stdout or stderr closed, the socket would get its number
+ * and input or diagnostics would go to the server: park /dev/null there. */
+static void ensure_stdio(void) {
+        for (int fd = 0; fd <= 2; fd++)
+                if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+                        /* The lowest free number, so fd itself: the ones below are open. */
+                        (void) open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+                }
+}
+
 int main(int argc, char *argv[]) {
         struct options o;
         int r;
 
+        ensure_stdio();
         r = parse_argv(argc, argv, &o);
         if (r >= 0)
                 return r;

@@ -155,6 +155,14 @@ class LineModeTest(ServerTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout, b"")
 
+    def test_stdin_closed(self):
+        # Without care the socket would become descriptor 0.
+        srv = self.server()
+        p = subprocess.run([ECHOC, srv.host, str(srv.port)], preexec_fn=lambda: os.close(0),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=RUN_TIMEOUT)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, b"")
+
     def test_large_binary_input(self):
         # Far more than the in-flight window and the socket buffers: proves
         # full duplex (no deadlock) and byte-exact verification of binary data.
