@@ -12,21 +12,44 @@
 
 static const uint8_t v4mapped_prefix[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
 
+/* Strictly numeric: inet_pton() only, so that glibc's inet_aton() fallback
+ * never reads "010.0.0.1" as octal or "127.1" as 127.0.0.1. A scoped IPv6
+ * address ("fe80::1%eth0") goes through getaddrinfo() for the scope. */
 static int parse_host(const char *host, struct sockaddr_any *ret) {
+        memset(ret, 0, sizeof *ret);
+        if (inet_pton(AF_INET, host, &ret->in.sin_addr) == 1) {
+                ret->in.sin_family = AF_INET;
+                ret->len = sizeof ret->in;
+                return 0;
+        }
+        if (inet_pton(AF_INET6, host, &ret->in6.sin6_addr) == 1) {
+                ret->in6.sin6_family = AF_INET6;
+                ret->len = sizeof ret->in6;
+                return 0;
+        }
+
+        const char *pct = strchr(host, '%');
+        char addr[INET6_ADDRSTRLEN];
+        struct in6_addr tmp;
+        if (!pct || (size_t) (pct - host) >= sizeof addr)
+                return -EINVAL;
+        memcpy(addr, host, (size_t) (pct - host));
+        addr[pct - host] = '\0';
+        if (inet_pton(AF_INET6, addr, &tmp) != 1)
+                return -EINVAL;
+
         struct addrinfo hints = {
                 .ai_flags = AI_NUMERICHOST,
-                .ai_family = AF_UNSPEC,
+                .ai_family = AF_INET6,
                 .ai_socktype = SOCK_STREAM,
         };
         struct addrinfo *res = NULL;
-
         if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
                 return -EINVAL;
         if (res->ai_addrlen > sizeof ret->storage) {
                 freeaddrinfo(res);
                 return -EINVAL;
         }
-        memset(ret, 0, sizeof *ret);
         memcpy(&ret->storage, res->ai_addr, res->ai_addrlen);
         ret->len = res->ai_addrlen;
         freeaddrinfo(res);

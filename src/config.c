@@ -142,9 +142,9 @@ static cfg_opt_t options[] = {
  * (NUL, other control characters, bytes >= 0x80). Returns 0, or the line of
  * the first bad byte.
  */
-static unsigned prepare_text(char *t, size_t size) {
+static unsigned prepare_text(char *t, size_t size, unsigned *ret_open_comment) {
         enum { CODE, DQUOTE, SQUOTE, LINE_COMMENT, BLOCK_COMMENT } state = CODE;
-        unsigned line = 1;
+        unsigned line = 1, comment_line = 0;
 
         for (size_t i = 0; i < size; i++) {
                 unsigned char c = (unsigned char) t[i];
@@ -164,13 +164,14 @@ static unsigned prepare_text(char *t, size_t size) {
                                 t[i] = ' ';
                         } else if (c == '/' && i + 1 < size && t[i + 1] == '*') {
                                 state = BLOCK_COMMENT;
+                                comment_line = line;
                                 t[i] = t[i + 1] = ' ';
                                 i++;
                         } else if (c == '"')
                                 state = DQUOTE;
                         else if (c == '\'')
                                 state = SQUOTE;
-                        else if (c >= 0x80 || (c < 0x20 && c != '\t' && c != '\r'))
+                        else if (c >= 0x7f || (c < 0x20 && c != '\t' && c != '\r'))
                                 return line;
                         break;
                 case DQUOTE:
@@ -198,11 +199,15 @@ static unsigned prepare_text(char *t, size_t size) {
                         break;
                 }
         }
+        /* An unterminated comment would silently swallow the rest of the file. */
+        *ret_open_comment = state == BLOCK_COMMENT ? comment_line : 0;
         return 0;
 }
 
 void config_blank_comments(char *text, size_t size) {
-        (void) prepare_text(text, size);
+        unsigned open_comment;
+
+        (void) prepare_text(text, size, &open_comment);
 }
 
 /* ---- validation ---- */
@@ -491,10 +496,15 @@ int config_load_text(const char *path, const char *text, size_t size,
         memcpy(buf, text, size);
         buf[size] = '\0';
 
-        bad_line = prepare_text(buf, size);
+        unsigned open_comment;
+        bad_line = prepare_text(buf, size, &open_comment);
         if (bad_line > 0) {
-                strv_appendf(errors, "%s:%u: invalid character outside a quoted string (only ASCII text is allowed there)",
+                strv_appendf(errors, "%s:%u: invalid character outside a quoted string (only printable ASCII is allowed there)",
                              path, bad_line);
+                return -EINVAL;
+        }
+        if (open_comment > 0) {
+                strv_appendf(errors, "%s:%u: comment opened with /* is never closed with */", path, open_comment);
                 return -EINVAL;
         }
 

@@ -104,13 +104,13 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                 /* A client that keeps us busy never lets us wait in ppoll(),
                  * where stop signals arrive and deadlines are checked: look
                  * at both every 100 ms of busy echoing as well. */
-                if (ret->bytes > 0 && last_progress - last_check >= BUSY_CHECK_USEC) {
+                if (limits->session_usec > 0 && last_progress - start >= limits->session_usec) {
+                        finish(ret, CLOSE_SESSION_TIMEOUT, 0);
+                        return;
+                }
+                if (poll_mask && last_progress - last_check >= BUSY_CHECK_USEC) {
                         last_check = last_progress;
-                        if (limits->session_usec > 0 && last_progress - start >= limits->session_usec) {
-                                finish(ret, CLOSE_SESSION_TIMEOUT, 0);
-                                return;
-                        }
-                        if (poll_mask && stop_pending())
+                        if (stop_pending())
                                 worker_stop = 1;
                 }
 
