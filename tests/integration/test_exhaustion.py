@@ -161,6 +161,8 @@ class DescriptorsTest(EchodTestCase):
         d.wait_workers(0)
         self.assertEqual(open_fds(d.pid), fds)
         self.assertEqual(echo(d.port, b"after"), b"after")
+        # A clean stop: exit 0 (under ASan/LSan also: no errors, no leaks).
+        self.assertEqual(d.stop(), 0)
 
 
     def test_started_with_a_tiny_rlimit_nofile(self):
@@ -208,6 +210,8 @@ class ProcessesTest(EchodTestCase):
         d.wait_workers(0)
         self.assertEqual(d.zombies(), [])
         self.assertEqual(open_fds(d.pid), fds)
+        # A clean stop: exit 0 (under ASan/LSan also: no errors, no leaks).
+        self.assertEqual(d.stop(), 0)
 
     def test_fork_failing_for_a_while(self):
         flag = os.path.join(self.shimdir, "fail")
@@ -247,6 +251,8 @@ class ProcessesTest(EchodTestCase):
         d.wait_workers(0)
         self.assertEqual(d.zombies(), [])
         self.assertEqual(open_fds(d.pid), fds)
+        # A clean stop: exit 0 (under ASan/LSan also: no errors, no leaks).
+        self.assertEqual(d.stop(), 0)
 
 
 class FloodTest(EchodTestCase):
@@ -347,6 +353,8 @@ class FloodTest(EchodTestCase):
         print("flood: master RSS %d KiB before, %d KiB after" % (rss0, rss1))
         self.assertLessEqual(rss1, rss0 + 256)
         self.assertEqual(echo(d.port, b"still serving"), b"still serving")
+        # A clean stop: exit 0 (under ASan/LSan also: no errors, no leaks).
+        self.assertEqual(d.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -232,6 +232,8 @@ class WorkerFateTest(EchodTestCase):
             s.close()
         d.wait_workers(0)
         self.assertEqual(d.zombies(), [])
+        # A clean stop: exit 0 (under ASan/LSan also: no errors, no leaks).
+        self.assertEqual(d.stop(), 0)
 
     def test_500_children_exit_at_once(self):
         n = 500
@@ -260,6 +262,8 @@ class WorkerFateTest(EchodTestCase):
                                                      for m in d.notifications))[1],
                    what="STATUS=0 active")
         self.assertNotRegex(d.read_log(), r"killed by signal|unexpected status|refused")
+        # A clean stop: exit 0 (under ASan/LSan also: no errors, no leaks).
+        self.assertEqual(d.stop(), 0)
 
 
 class BadInvocationTest(EchodTestCase):
