@@ -212,9 +212,7 @@ static int converse(struct session *s, uint64_t timeout_usec) {
 
                 /* The clock runs only while we wait on the network, not on the user. */
                 int ms = -1;
-                if (!waiting && end == s->sent)
-                        last_progress = now_nsec();
-                else {
+                if (waiting || end > s->sent) {
                         uint64_t now = now_nsec(), deadline = last_progress + timeout_usec * NSEC_PER_USEC;
                         if (now >= deadline) {
                                 log_msg("timed out after %s waiting for %s (%" PRIu64 " bytes sent, %"
@@ -232,6 +230,8 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                         log_msg("poll: %m");
                         return EXIT_IO;
                 }
+                if (ms < 0)
+                        last_progress = now_nsec();     /* the wait was on the user: start the clock now */
 
                 if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
                         ssize_t k = recv(s->fd, rbuf, RBUF, MSG_DONTWAIT);

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 ECHOC = os.environ.get("ECHOC", "")
@@ -212,6 +213,23 @@ class LineModeTest(ServerTestCase):
         p = run(["--timeout", "0.5", srv.host, srv.port], b"anyone there?\n")
         self.assertEqual(p.returncode, 4)
         self.assertIn("timed out", p.stderr.decode())
+
+    def test_user_think_time_is_not_a_timeout(self):
+        # The timeout covers waiting for the network, not for the next line.
+        srv = self.server()
+        proc = subprocess.Popen([ECHOC, "--timeout", "0.3", srv.host, str(srv.port)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        proc.stdin.write(b"first\n")
+        proc.stdin.flush()
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        self.assertTrue(sel.select(timeout=RUN_TIMEOUT))
+        self.assertEqual(proc.stdout.readline(), b"first\n")
+        time.sleep(0.8)  # the user thinks for longer than --timeout
+        out, err = proc.communicate(b"second\n", timeout=RUN_TIMEOUT)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(out, b"second\n")
 
     def test_connection_refused(self):
         port = free_port()
