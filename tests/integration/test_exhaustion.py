@@ -255,6 +255,38 @@ class ProcessesTest(EchodTestCase):
         self.assertEqual(d.stop(), 0)
 
 
+class NotifyQueueTest(EchodTestCase):
+    def test_full_notify_queue_does_not_stall_the_master(self):
+        # A service manager that stops reading: its queue stays full
+        # (net.unix.max_dgram_qlen). Found by the soak: sd_notify() blocked
+        # the master there, with exited workers left as zombies.
+        d = self.echod("max_connections_per_source = 0\n")
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(filler.close)
+        filler.setblocking(False)
+        for _ in range(100000):
+            try:
+                filler.sendto(b"X_FILLER=1", d.notify_path)
+            except BlockingIOError:
+                break
+        else:
+            self.skipTest("could not fill the notify queue")
+        cpu0, t0, n = cpu_seconds(d.pid), time.monotonic(), 0
+        while time.monotonic() - t0 < 3:        # STATUS= is due every second meanwhile
+            self.assertEqual(echo(d.port, b"q%d" % n, timeout=5), b"q%d" % n)
+            n += 1
+        d.wait_workers(0)
+        self.assertEqual(d.zombies(), [])
+        # Once the manager reads again, echod's messages arrive again.
+        d._drain_notify()
+        mark = len(d.notifications)
+        self.assertEqual(echo(d.port, b"last"), b"last")
+        wait_until(lambda: (d._drain_notify(), any(m.startswith("STATUS=")
+                                                     for m in d.notifications[mark:]))[1],
+                   what="a STATUS= after the queue drained")
+        print("\n%d sessions served in 3 s with the notify queue full" % n)
+        self.assertEqual(d.stop(), 0)
+
 class FloodTest(EchodTestCase):
     def test_2000_connections_against_max_100(self):
         total, limit, payload_len = 2000, 100, 1000
