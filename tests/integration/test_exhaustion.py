@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from echodtest import (ECHOD, Echod, EchodTestCase, connect, echo, free_port, is_refused, main,
+from echodtest import (ECHOD, Echod, EchodTestCase, connect, echo, is_refused, main,
                        read_exactly, recv_all, try_echo, wait_until)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -97,10 +97,10 @@ def preload_env(shim, **extra):
 
 def keep_draining(test, d):
     """Reads echod's sd_notify messages in the background for the rest of
-    the test. The harness reads them only when waiting for one, and with
-    net.unix.max_dgram_qlen at 10 (as here) a master whose STATUS= updates
-    nobody reads blocks in sd_notify() after ten of them, as it would under
-    a service manager that stopped reading."""
+    the test, as a service manager does. The harness reads them only when
+    waiting for one, and net.unix.max_dgram_qlen is 10 here: long tests
+    would otherwise run with the queue full (test_exhaustion.py checks that
+    case on purpose)."""
     stop = threading.Event()
 
     def run():

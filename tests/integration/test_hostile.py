@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 
-from echodtest import (EchodTestCase, connect, echo, free_port, is_refused, main,
+from echodtest import (EchodTestCase, connect, free_port, is_refused, main,
                        read_exactly, recv_all, wait_until)
 
 # 1 GiB through one connection. Measured on the 2-CPU CI machine: see
@@ -46,10 +46,10 @@ def reset(s):
 
 def keep_draining(test, d):
     """Reads echod's sd_notify messages in the background for the rest of
-    the test. The harness reads them only when waiting for one, and with
-    net.unix.max_dgram_qlen at 10 (as here) a master whose STATUS= updates
-    nobody reads blocks in sd_notify() after ten of them, as it would under
-    a service manager that stopped reading."""
+    the test, as a service manager does. The harness reads them only when
+    waiting for one, and net.unix.max_dgram_qlen is 10 here: long tests
+    would otherwise run with the queue full (test_exhaustion.py checks that
+    case on purpose)."""
     stop = threading.Event()
 
     def run():

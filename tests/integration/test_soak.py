@@ -55,10 +55,10 @@ def fd_targets(pid):
 
 def keep_draining(test, d):
     """Reads echod's sd_notify messages in the background for the rest of
-    the test. The harness reads them only when waiting for one, and with
-    net.unix.max_dgram_qlen at 10 (as here) a master whose STATUS= updates
-    nobody reads blocks in sd_notify() after ten of them, as it would under
-    a service manager that stopped reading."""
+    the test, as a service manager does. The harness reads them only when
+    waiting for one, and net.unix.max_dgram_qlen is 10 here: long tests
+    would otherwise run with the queue full (test_exhaustion.py checks that
+    case on purpose)."""
     stop = threading.Event()
 
     def run():
