@@ -5,6 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
@@ -15,6 +21,8 @@
 static enum log_target log_target = LOG_TARGET_STDERR;
 static int log_max_level = LOG_INFO;
 static int log_error_copy_fd = -1;
+static int journal_fd = -1;             /* libsystemd's journal socket, once known */
+static bool journal_used;               /* this process sent a record */
 
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg",
@@ -77,6 +85,78 @@ void log_set_error_copy_fd(int fd) {
         log_error_copy_fd = fd;
 }
 
+/* libsystemd keeps its journal socket to itself: it is the one unbound
+ * AF_UNIX datagram socket among ours (notify sockets live only for a send). */
+static int find_journal_fd(void) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        int found = -1;
+
+        if (!d)
+                return -1;
+        while ((de = readdir(d))) {
+                int fd = atoi(de->d_name), domain = 0, type = 0;
+                socklen_t len = sizeof domain;
+                struct sockaddr_storage ss;
+                struct stat st;
+
+                if (de->d_name[0] == '.' || fd == dirfd(d))
+                        continue;
+                if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+                        continue;
+                if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+                        continue;
+                len = sizeof type;
+                if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM)
+                        continue;
+                len = sizeof ss;
+                if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0 || len > sizeof(sa_family_t))
+                        continue;       /* bound: not libsystemd's */
+                found = fd;
+                break;
+        }
+        closedir(d);
+        return found;
+}
+
+void log_journal_fork_child(void) {
+        int fd;
+
+        journal_used = false;
+        if (log_target != LOG_TARGET_JOURNAL || journal_fd < 0)
+                return;
+        /* Same descriptor number, so libsystemd keeps using it, but a socket
+         * of our own: its send queue holds only this worker's records. */
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return;
+        if (fd != journal_fd) {
+                (void) dup3(fd, journal_fd, O_CLOEXEC);
+                (void) close(fd);
+        }
+}
+
+void log_journal_sync(uint64_t timeout_usec) {
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+        long wait_ns = 20000;
+
+        if (log_target != LOG_TARGET_JOURNAL || journal_fd < 0 || !journal_used)
+                return;
+        for (;;) {
+                int queued = 0;
+
+                /* For a datagram socket: bytes sent and not yet received. */
+                if (ioctl(journal_fd, SIOCOUTQ, &queued) < 0 || queued <= 0)
+                        return;
+                if (now_usec(CLOCK_MONOTONIC) - start >= timeout_usec)
+                        return;
+                struct timespec ts = { .tv_nsec = wait_ns };
+                (void) nanosleep(&ts, NULL);
+                if (wait_ns < 2000000)
+                        wait_ns *= 2;
+        }
+}
+
 static void write_line(int fd, const char *msg) {
         struct iovec iov[3] = {
                 { .iov_base = (char *) "echod: ", .iov_len = 7 },
@@ -132,7 +212,11 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
 
         /* No fallback to stderr: under --inetd it may be the client's socket,
          * and a detached daemon's stderr is /dev/null anyway. */
-        (void) sd_journal_sendv(iov, (int) n);
+        if (sd_journal_sendv(iov, (int) n) >= 0) {
+                journal_used = true;
+                if (journal_fd < 0)
+                        journal_fd = find_journal_fd();
+        }
         errno = saved_errno;
 }
 

@@ -59,6 +59,17 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
 #define log_error_errno(r, ...)   log_full_errno(LOG_ERR, r, __VA_ARGS__)
 #define log_warning_errno(r, ...) log_full_errno(LOG_WARNING, r, __VA_ARGS__)
 
+/*
+ * journald learns a record's unit (_SYSTEMD_UNIT, what `journalctl -u`
+ * matches) from /proc/PID of the sender, and records of a process that is
+ * gone by the time journald reads them lose it. Short-lived workers
+ * therefore give themselves a journal socket of their own after fork()
+ * and, before they exit, wait until journald has taken every record they
+ * sent (bounded by timeout_usec).
+ */
+void log_journal_fork_child(void);
+void log_journal_sync(uint64_t timeout_usec);
+
 /* At most one record per interval; counts what was held back. */
 struct log_ratelimit {
         uint64_t interval_usec;

@@ -275,6 +275,7 @@ static _noreturn_ void run_worker(struct master *m, int fd, const struct sockadd
         safe_close(m->signal_fd);
         if (m->have_caps)
                 (void) privs_drop_caps();
+        log_journal_fork_child();
         _exit(worker_main(fd, fd, m->cfg, peer));
 }
 

@@ -17,6 +17,7 @@
 #define ECHO_BUFFER_SIZE (64 * 1024)
 #define PAYLOAD_LOG_BYTES 256
 #define BUSY_CHECK_USEC (100 * USEC_PER_MSEC)
+#define JOURNAL_SYNC_USEC (250 * USEC_PER_MSEC)
 
 volatile sig_atomic_t worker_stop;
 
@@ -292,5 +293,7 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct so
                            peer_str, reason, res.error ? ": " : "", res.error ? strerror(res.error) : "",
                            res.bytes, duration / USEC_PER_SEC, duration % USEC_PER_SEC / 1000);
         }
+        /* Let journald take our records while /proc/PID still names our unit. */
+        log_journal_sync(JOURNAL_SYNC_USEC);
         return close_reason_to_exit_code(res.reason);
 }

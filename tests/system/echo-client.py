@@ -7,6 +7,8 @@
   hold HOST PORT                   round trip, print "ready", wait for a line
                                    on stdin, round trip again on the same
                                    connection, print "ok"
+  burst HOST PORT --count N        N short connections, one after another,
+                                   each a round trip of --size bytes
   wait-port HOST PORT              poll until a connection succeeds
   refused HOST PORT                expect the connection to be refused
   port-free PORT                   is PORT free on every address (v4 and v6)?
@@ -104,6 +106,13 @@ def cmd_wait_port(a):
     raise TimeoutError(f"{a.host} port {a.port} did not accept a connection within {a.timeout} s: {last}")
 
 
+def cmd_burst(a):
+    for i in range(a.count):
+        with connect(a.host, a.port, a.timeout) as s:
+            roundtrip(s, a.size, a.timeout)
+    print(f"{a.count} connections echoed")
+
+
 def cmd_refused(a):
     try:
         s = connect(a.host, a.port, a.timeout)
@@ -140,11 +149,12 @@ def main():
     p = argparse.ArgumentParser(description="echo client for echod's system test")
     p.add_argument("--timeout", type=float, default=10.0)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("roundtrip", "hold", "wait-port", "refused"):
+    for name in ("roundtrip", "hold", "wait-port", "refused", "burst"):
         c = sub.add_parser(name)
         c.add_argument("host")
         c.add_argument("port", type=int)
         c.add_argument("--size", type=int, default=65536)
+        c.add_argument("--count", type=int, default=1)
     sub.add_parser("port-free").add_argument("port", type=int)
     sub.add_parser("free-port")
     a = p.parse_args()
