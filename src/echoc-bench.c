@@ -242,7 +242,8 @@ static void queue_push(struct bench *b, struct conn *c) {
         }
 }
 
-/* The current cycle/request/connection of c ended; ok = verified completely. */
+/* The current cycle, request or connection of c ended, well or not:
+ * close it and decide what comes next. */
 static void conn_finish(struct bench *b, struct conn *c) {
         enum conn_state was = c->state;
 
