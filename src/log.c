@@ -119,6 +119,10 @@ static int find_journal_fd(void) {
         return found;
 }
 
+int log_journal_fd(void) {
+        return journal_fd;
+}
+
 void log_journal_fork_child(void) {
         int fd;
 

@@ -68,6 +68,8 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
  * sent (bounded by timeout_usec).
  */
 void log_journal_fork_child(void);
+/* libsystemd's journal socket once known (-1 before): a worker keeps it. */
+int log_journal_fd(void);
 void log_journal_sync(uint64_t timeout_usec);
 
 /* At most one record per interval; counts what was held back. */

@@ -34,6 +34,7 @@
 #define BACKOFF_USEC (100 * USEC_PER_MSEC)      /* pause after EMFILE or fork failure */
 #define SIGNAL_TAG UINT64_MAX
 
+
 enum refuse_reason {
         REFUSED_LIMIT,
         REFUSED_PER_SOURCE,
@@ -268,11 +269,10 @@ static void log_resource_problem(struct master *m, uint64_t now, int err, const 
 /* ---- workers ---- */
 
 static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer) {
-        /* The worker keeps its connection, stdio and the journal socket only. */
-        for (size_t i = 0; i < m->n_listeners; i++)
-                safe_close(m->listeners[i].fd);
-        safe_close(m->epoll_fd);
-        safe_close(m->signal_fd);
+        /* The worker keeps its connection, stdio and the journal socket only:
+         * not the listeners, the epoll set or the signalfd. */
+        const int keep[] = { fd, log_journal_fd() };
+        (void) close_all_fds_except(keep, ARRAY_SIZE(keep));
         if (m->have_caps)
                 (void) privs_drop_caps();
         log_journal_fork_child();
@@ -768,7 +768,7 @@ static int event_loop(struct master *m) {
                 /* A reload or stop may have replaced the listeners these events name. */
                 if (!changed && m->watching)
                         for (int i = 0; i < n; i++)
-                                if (ev[i].data.u64 != SIGNAL_TAG && ev[i].data.u64 < m->n_listeners) {
+                                if (ev[i].data.u64 < m->n_listeners) {
                                         accept_batch(m, (size_t) ev[i].data.u64);
                                         if (!m->watching)
                                                 break;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Descriptor helpers and strict parsers for numbers, durations and sizes. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -42,6 +43,48 @@ int fd_set_cloexec(int fd, bool cloexec) {
         int nflags = cloexec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
         if (nflags != flags && fcntl(fd, F_SETFD, nflags) < 0)
                 return -errno;
+        return 0;
+}
+
+static bool kept(int fd, const int *keep, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (keep[i] == fd)
+                        return true;
+        return false;
+}
+
+int close_all_fds_except(const int *keep, size_t n) {
+        unsigned from = 3;
+
+        /* close_range() over the gaps between the kept descriptors, lowest first. */
+        for (;;) {
+                int next = -1;
+                for (size_t i = 0; i < n; i++)
+                        if (keep[i] >= (int) from && (next < 0 || keep[i] < next))
+                                next = keep[i];
+                unsigned to = next < 0 ? ~0U : (unsigned) next - 1;
+                if (to >= from && close_range(from, to, 0) < 0)
+                        goto fallback;
+                if (next < 0)
+                        return 0;
+                from = (unsigned) next + 1;
+        }
+
+fallback:
+        /* Kernels before 5.9: walk the open descriptors instead. */
+        {
+                DIR *d = opendir("/proc/self/fd");
+                struct dirent *de;
+
+                if (!d)
+                        return -errno;
+                while ((de = readdir(d))) {
+                        int fd = atoi(de->d_name);
+                        if (de->d_name[0] != '.' && fd >= 3 && fd != dirfd(d) && !kept(fd, keep, n))
+                                (void) close(fd);
+                }
+                closedir(d);
+        }
         return 0;
 }
 

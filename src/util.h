@@ -65,6 +65,9 @@ int loop_write(int fd, const void *buf, size_t len);
 int fd_set_nonblock(int fd, bool nonblock);
 int fd_set_cloexec(int fd, bool cloexec);
 
+/* Closes every descriptor from 3 up, except those in keep (n of them). */
+int close_all_fds_except(const int *keep, size_t n);
+
 /* Parses a decimal unsigned integer with no sign, no spaces and no base
  * prefix; the whole string must be digits. Returns 0, -EINVAL or -ERANGE. */
 int parse_uint64(const char *s, uint64_t *ret);

@@ -230,11 +230,37 @@ static void worker_setup_signals(sigset_t *ret_poll_mask) {
         sigemptyset(ret_poll_mask);
 }
 
-int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote) {
-        struct sockaddr_any peer = {}, local = {};
-        char peer_host[ADDR_STR_MAX], peer_str[ADDR_STR_MAX];
+/* What the open and close records say about a connection; filled only when
+ * a record is logged, so that a worker with logging off does no more than
+ * it must. */
+struct conn_fields {
+        bool ready;
+        char peer_str[ADDR_STR_MAX];
+        unsigned local_port;
         char f_addr[ADDR_STR_MAX + 16], f_port[32], f_lport[32], f_pid[32];
-        char f_bytes[48], f_dur[48], f_reason[48], f_errno[32];
+};
+
+static void conn_fields_prepare(struct conn_fields *cf, int fd, const struct sockaddr_any *peer,
+                                const char *peer_host) {
+        struct sockaddr_any local = { .len = sizeof local.storage };
+
+        if (cf->ready)
+                return;
+        if (getsockname(fd, &local.sa, &local.len) < 0)
+                memset(&local, 0, sizeof local);
+        cf->local_port = sockaddr_port(&local);
+        sockaddr_format(peer, cf->peer_str, sizeof cf->peer_str);
+        snprintf(cf->f_addr, sizeof cf->f_addr, "REMOTE_ADDR=%s", peer_host);
+        snprintf(cf->f_port, sizeof cf->f_port, "REMOTE_PORT=%u", sockaddr_port(peer));
+        snprintf(cf->f_lport, sizeof cf->f_lport, "LOCAL_PORT=%u", cf->local_port);
+        snprintf(cf->f_pid, sizeof cf->f_pid, "WORKER_PID=%d", (int) getpid());
+        cf->ready = true;
+}
+
+int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote) {
+        struct sockaddr_any peer = {};
+        char peer_host[ADDR_STR_MAX];
+        struct conn_fields cf = {};
         struct echo_limits limits = {
                 .idle_usec = cfg->idle_timeout_usec,
                 .session_usec = cfg->session_timeout_usec,
@@ -255,25 +281,16 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct so
                         memset(&peer, 0, sizeof peer);
                 sockaddr_unmap(&peer);
         }
-        local.len = sizeof local.storage;
-        if (getsockname(in_fd, &local.sa, &local.len) < 0)
-                memset(&local, 0, sizeof local);
-
         sockaddr_format_host(&peer, peer_host, sizeof peer_host);
-        sockaddr_format(&peer, peer_str, sizeof peer_str);
         proctitle_set("echod: worker [%s]:%u", peer_host, sockaddr_port(&peer));
         (void) prctl(PR_SET_NAME, (unsigned long) "echod: worker", 0, 0, 0);
 
-        snprintf(f_addr, sizeof f_addr, "REMOTE_ADDR=%s", peer_host);
-        snprintf(f_port, sizeof f_port, "REMOTE_PORT=%u", sockaddr_port(&peer));
-        snprintf(f_lport, sizeof f_lport, "LOCAL_PORT=%u", sockaddr_port(&local));
-        snprintf(f_pid, sizeof f_pid, "WORKER_PID=%d", (int) getpid());
-
         if (cfg->log_connections) {
-                const char *const fields[] = { f_addr, f_port, f_lport, f_pid, NULL };
+                conn_fields_prepare(&cf, in_fd, &peer, peer_host);
+                const char *const fields[] = { cf.f_addr, cf.f_port, cf.f_lport, cf.f_pid, NULL };
                 log_record(LOG_INFO, false, ECHOD_MID_CONN_OPEN, fields,
                            "connection from %s to port %u opened (worker %d)",
-                           peer_str, sockaddr_port(&local), (int) getpid());
+                           cf.peer_str, cf.local_port, (int) getpid());
         }
 
         echo_loop(in_fd, out_fd, &limits, &poll_mask, &res);
@@ -281,16 +298,19 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct so
 
         if (cfg->log_connections || res.reason == CLOSE_ERROR) {
                 const char *reason = close_reason_to_string(res.reason);
+                char f_bytes[48], f_dur[48], f_reason[48], f_errno[32];
+
+                conn_fields_prepare(&cf, in_fd, &peer, peer_host);
                 snprintf(f_bytes, sizeof f_bytes, "BYTES=%" PRIu64, res.bytes);
                 snprintf(f_dur, sizeof f_dur, "DURATION_USEC=%" PRIu64, duration);
                 snprintf(f_reason, sizeof f_reason, "CLOSE_REASON=%s", reason);
                 snprintf(f_errno, sizeof f_errno, "ERRNO=%d", res.error);
-                const char *const fields[] = { f_addr, f_port, f_lport, f_pid, f_bytes, f_dur, f_reason,
+                const char *const fields[] = { cf.f_addr, cf.f_port, cf.f_lport, cf.f_pid, f_bytes, f_dur, f_reason,
                                                res.error ? f_errno : NULL, NULL };
                 errno = res.error;
                 log_record(res.reason == CLOSE_ERROR ? LOG_WARNING : LOG_INFO, false, ECHOD_MID_CONN_CLOSE, fields,
                            "connection from %s closed: %s%s%s, %" PRIu64 " bytes echoed in %" PRIu64 ".%03" PRIu64 " s",
-                           peer_str, reason, res.error ? ": " : "", res.error ? strerror(res.error) : "",
+                           cf.peer_str, reason, res.error ? ": " : "", res.error ? strerror(res.error) : "",
                            res.bytes, duration / USEC_PER_SEC, duration % USEC_PER_SEC / 1000);
         }
         /* Let journald take our records while /proc/PID still names our unit. */
