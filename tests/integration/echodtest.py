@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -128,6 +129,29 @@ def is_refused(s, timeout=TIMEOUT):
         return True
 
 
+def keep_draining(test, d):
+    """Reads echod's sd_notify messages in the background for the rest of
+    the test, as a service manager does. The harness reads them only when
+    waiting for one, and net.unix.max_dgram_qlen is 10 here: long tests
+    would otherwise run with the queue full (test_status.py and test_exhaustion.py check
+    that case on purpose)."""
+    stop = threading.Event()
+
+    def run():
+        while not stop.wait(0.2):
+            try:
+                d._drain_notify()
+            except OSError:
+                return
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+
+    def done():
+        stop.set()
+        t.join(5)
+    test.addCleanup(done)
+
+
 class Echod:
     """One echod master started in the foreground with a generated config."""
 
@@ -189,6 +213,7 @@ class Echod:
     # -- notifications and logs --
 
     def _drain_notify(self):
+        # Also called from keep_draining()'s thread.
         while True:
             try:
                 msg = self.notify.recv(4096).decode()

@@ -12,11 +12,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
-from echodtest import (ECHOD, Echod, EchodTestCase, connect, echo, is_refused, main,
+from echodtest import (ECHOD, Echod, EchodTestCase, connect, echo, is_refused, keep_draining, main,
                        read_exactly, recv_all, try_echo, wait_until)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -93,29 +92,6 @@ def preload_env(shim, **extra):
     env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
     env.update(extra)
     return env
-
-
-def keep_draining(test, d):
-    """Reads echod's sd_notify messages in the background for the rest of
-    the test, as a service manager does. The harness reads them only when
-    waiting for one, and net.unix.max_dgram_qlen is 10 here: long tests
-    would otherwise run with the queue full (test_exhaustion.py checks that
-    case on purpose)."""
-    stop = threading.Event()
-
-    def run():
-        while not stop.wait(0.2):
-            try:
-                d._drain_notify()
-            except OSError:
-                return
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-
-    def done():
-        stop.set()
-        t.join(5)
-    test.addCleanup(done)
 
 
 class DescriptorsTest(EchodTestCase):

@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 
-from echodtest import (EchodTestCase, connect, free_port, is_refused, main,
+from echodtest import (EchodTestCase, connect, free_port, is_refused, keep_draining, main,
                        read_exactly, recv_all, wait_until)
 
 # 1 GiB through one connection. Measured on the 2-CPU CI machine: see
@@ -42,29 +42,6 @@ def reset(s):
     """Closes s with an RST instead of a FIN."""
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
-
-
-def keep_draining(test, d):
-    """Reads echod's sd_notify messages in the background for the rest of
-    the test, as a service manager does. The harness reads them only when
-    waiting for one, and net.unix.max_dgram_qlen is 10 here: long tests
-    would otherwise run with the queue full (test_exhaustion.py checks that
-    case on purpose)."""
-    stop = threading.Event()
-
-    def run():
-        while not stop.wait(0.2):
-            try:
-                d._drain_notify()
-            except OSError:
-                return
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-
-    def done():
-        stop.set()
-        t.join(5)
-    test.addCleanup(done)
 
 
 class HostileClientsTest(EchodTestCase):

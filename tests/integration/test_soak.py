@@ -12,10 +12,9 @@ every other check still applies."""
 import os
 import select
 import socket
-import threading
 import time
 
-from echodtest import EchodTestCase, children_of, cmdline, echo, main, wait_until
+from echodtest import EchodTestCase, children_of, cmdline, echo, keep_draining, main, wait_until
 
 # 200,000 connections take about 75 s on an idle 2-CPU machine (~2,700/s,
 # a forked worker each): inside the ~3 minute budget.
@@ -51,29 +50,6 @@ def fd_targets(pid):
     except (FileNotFoundError, ProcessLookupError):
         return {}
     return out
-
-
-def keep_draining(test, d):
-    """Reads echod's sd_notify messages in the background for the rest of
-    the test, as a service manager does. The harness reads them only when
-    waiting for one, and net.unix.max_dgram_qlen is 10 here: long tests
-    would otherwise run with the queue full (test_exhaustion.py checks that
-    case on purpose)."""
-    stop = threading.Event()
-
-    def run():
-        while not stop.wait(0.2):
-            try:
-                d._drain_notify()
-            except OSError:
-                return
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-
-    def done():
-        stop.set()
-        t.join(5)
-    test.addCleanup(done)
 
 
 class Soak:
