@@ -127,11 +127,6 @@ struct bench {
         bool holding;
 };
 
-static void closep(int *fd) {
-        if (*fd >= 0)
-                (void) close(*fd);
-}
-
 _printf_(3, 4) static void count_error(struct bench *b, enum err_kind k, const char *fmt, ...) {
         va_list ap;
 

@@ -24,15 +24,6 @@
 #define WINDOW (256 * 1024)
 #define RBUF   (64 * 1024)
 
-static void closep(int *fd) {
-        if (*fd >= 0)
-                (void) close(*fd);
-}
-
-static void freep(void *p) {
-        free(*(void **) p);
-}
-
 /* Connects one address within timeout. Returns the socket or -errno. */
 static int connect_one(const struct addrinfo *ai, uint64_t timeout_usec) {
         _cleanup_(closep) int fd = -1;
@@ -69,23 +60,6 @@ static int connect_one(const struct addrinfo *ai, uint64_t timeout_usec) {
         int r = fd;
         fd = -1;
         return r;
-}
-
-/* Writes everything to a (blocking) descriptor; EINTR and short writes handled. */
-static int write_all(int fd, const void *buf, size_t len) {
-        const char *p = buf;
-
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                len -= (size_t) n;
-        }
-        return 0;
 }
 
 static void describe_byte(char *buf, size_t size, int c) {
@@ -245,7 +219,7 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                         if (k > 0) {
                                 last_progress = now_nsec();
                                 verify(s, rbuf, (size_t) k);
-                                int r = write_all(STDOUT_FILENO, rbuf, (size_t) k);
+                                int r = loop_write(STDOUT_FILENO, rbuf, (size_t) k);
                                 if (r < 0) {
                                         errno = -r;
                                         log_msg("write to standard output: %m");

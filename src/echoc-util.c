@@ -44,34 +44,13 @@ enum bench_mode bench_mode_from_string(const char *s) {
         return BENCH_NONE;
 }
 
-/* Parses leading decimal digits; *end points past them. At least one digit. */
-static int parse_digits(const char *s, const char **end, uint64_t *ret) {
-        uint64_t v = 0;
-        const char *p = s;
-
-        if (*p < '0' || *p > '9')
-                return -EINVAL;
-        for (; *p >= '0' && *p <= '9'; p++) {
-                unsigned d = (unsigned) (*p - '0');
-                if (v > (UINT64_MAX - d) / 10)
-                        return -ERANGE;
-                v = v * 10 + d;
-        }
-        *end = p;
-        *ret = v;
-        return 0;
-}
-
 int parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
-        const char *end;
         uint64_t v;
         int r;
 
-        r = parse_digits(s, &end, &v);
+        r = parse_uint64(s, &v);
         if (r < 0)
                 return r;
-        if (*end != '\0')
-                return -EINVAL;
         if (v < min || v > max)
                 return -ERANGE;
         *ret = v;
@@ -83,7 +62,7 @@ int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
         uint64_t v, mult = 1;
         int r;
 
-        r = parse_digits(s, &end, &v);
+        r = parse_uint64_prefix(s, &end, &v);
         if (r < 0)
                 return r;
         switch (*end) {
@@ -123,7 +102,7 @@ int parse_seconds(const char *s, uint64_t *ret_usec) {
         uint64_t whole, frac = 0, frac_scale = 1, unit = USEC_PER_SEC;
         int r;
 
-        r = parse_digits(s, &end, &whole);
+        r = parse_uint64_prefix(s, &end, &whole);
         if (r < 0)
                 return r;
         if (*end == '.') {

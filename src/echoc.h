@@ -14,10 +14,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#include "util.h"       /* shared with echod: cleanup, clocks, parsers, loop_write */
 
-#define USEC_PER_SEC  UINT64_C(1000000)
 #define NSEC_PER_USEC UINT64_C(1000)
 #define NSEC_PER_SEC  UINT64_C(1000000000)
 

@@ -88,8 +88,7 @@ fallback:
         return 0;
 }
 
-/* Parses the leading digits of s; *end points past them. */
-static int parse_digits(const char *s, const char **end, uint64_t *ret) {
+int parse_uint64_prefix(const char *s, const char **end, uint64_t *ret) {
         uint64_t v = 0;
         const char *p = s;
 
@@ -113,7 +112,7 @@ int parse_uint64(const char *s, uint64_t *ret) {
 
         if (!s)
                 return -EINVAL;
-        r = parse_digits(s, &end, &v);
+        r = parse_uint64_prefix(s, &end, &v);
         if (r < 0)
                 return r;
         if (*end != '\0')
@@ -149,7 +148,7 @@ int parse_duration(const char *s, uint64_t *ret_usec) {
                 const char *end;
                 uint64_t v, unit = 0;
 
-                r = parse_digits(p, &end, &v);
+                r = parse_uint64_prefix(p, &end, &v);
                 if (r < 0)
                         return r;
                 if (*end == '\0') {
@@ -179,7 +178,7 @@ int parse_size(const char *s, uint64_t *ret) {
 
         if (!s)
                 return -EINVAL;
-        r = parse_digits(s, &end, &v);
+        r = parse_uint64_prefix(s, &end, &v);
         if (r < 0)
                 return r;
         switch (*end) {

@@ -68,6 +68,10 @@ int fd_set_cloexec(int fd, bool cloexec);
 /* Closes every descriptor from 3 up, except those in keep (n of them). */
 int close_all_fds_except(const int *keep, size_t n);
 
+/* Parses the leading decimal digits of s (at least one); *end points past
+ * them. Returns 0, -EINVAL or -ERANGE. */
+int parse_uint64_prefix(const char *s, const char **end, uint64_t *ret);
+
 /* Parses a decimal unsigned integer with no sign, no spaces and no base
  * prefix; the whole string must be digits. Returns 0, -EINVAL or -ERANGE. */
 int parse_uint64(const char *s, uint64_t *ret);
