@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* Where log records go (journal or stderr), level filtering and rate limits. */
-#include <alloca.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -173,8 +172,9 @@ static void write_line(int fd, const char *msg) {
 
 void log_record(int priority, bool force, const char *mid, const char *const *fields,
                 const char *format, ...) {
-        char msg[2048], prio_field[16], mid_field[48];
-        char *msg_field;
+        /* "MESSAGE=" and the text in one buffer: no copy for the journal. */
+        char msg_field[sizeof "MESSAGE=" - 1 + 2048], prio_field[16], mid_field[48];
+        char *msg = msg_field + sizeof "MESSAGE=" - 1;
         struct iovec iov[MAX_FIELDS + 5];
         size_t n = 0;
         int saved_errno = errno;
@@ -185,7 +185,7 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
 
         va_start(ap, format);
         errno = saved_errno;
-        vsnprintf(msg, sizeof msg, format, ap);
+        vsnprintf(msg, sizeof msg_field - (size_t) (msg - msg_field), format, ap);
         va_end(ap);
 
         if (log_error_copy_fd >= 0 && priority <= LOG_ERR)
@@ -201,8 +201,7 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
                 return;
         }
 
-        msg_field = alloca(strlen(msg) + sizeof "MESSAGE=");
-        stpcpy(stpcpy(msg_field, "MESSAGE="), msg);
+        memcpy(msg_field, "MESSAGE=", sizeof "MESSAGE=" - 1);
         snprintf(prio_field, sizeof prio_field, "PRIORITY=%d", priority);
         iov[n++] = (struct iovec) { msg_field, strlen(msg_field) };
         iov[n++] = (struct iovec) { prio_field, strlen(prio_field) };
