@@ -1,40 +1,55 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * LD_PRELOAD shim for the exhaustion tests: makes fork() fail with EAGAIN,
- * as it does when RLIMIT_NPROC or the cgroup's pids.max is reached.
+ * LD_PRELOAD shim for the exhaustion tests: makes fork() and _Fork() (what
+ * echod's master calls) fail with EAGAIN, as they do when RLIMIT_NPROC or
+ * the cgroup's pids.max is reached.
  *
- *   FAILFORK_EVERY=N   every Nth fork() of the process fails
- *   FAILFORK_FILE=P    every fork() fails while the file P exists
+ *   FAILFORK_EVERY=N   every Nth fork of the process fails
+ *   FAILFORK_FILE=P    every fork fails while the file P exists
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/types.h>
 #include <unistd.h>
 
-pid_t fork(void) {
-        static pid_t (*real_fork)(void);
+static bool should_fail(void) {
         static unsigned long calls;
         const char *every = getenv("FAILFORK_EVERY");
         const char *file = getenv("FAILFORK_FILE");
 
-        if (!real_fork)
-                real_fork = (pid_t (*)(void)) dlsym(RTLD_NEXT, "fork");
         calls++;
         if (every) {
                 unsigned long n = strtoul(every, NULL, 10);
-                if (n > 0 && calls % n == 0) {
-                        errno = EAGAIN;
-                        return -1;
-                }
+                if (n > 0 && calls % n == 0)
+                        return true;
         }
-        if (file && *file && access(file, F_OK) == 0) {
-                errno = EAGAIN;
-                return -1;
-        }
-        if (!real_fork) {
+        return file && *file && access(file, F_OK) == 0;
+}
+
+static pid_t call_real(const char *name) {
+        pid_t (*real)(void) = (pid_t (*)(void)) dlsym(RTLD_NEXT, name);
+
+        if (!real) {
                 errno = ENOSYS;
                 return -1;
         }
-        return real_fork();
+        return real();
+}
+
+pid_t fork(void) {
+        if (should_fail()) {
+                errno = EAGAIN;
+                return -1;
+        }
+        return call_real("fork");
+}
+
+pid_t _Fork(void) {
+        if (should_fail()) {
+                errno = EAGAIN;
+                return -1;
+        }
+        return call_real("_Fork");
 }
