@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -81,6 +82,10 @@ struct master {
         uint64_t paused_until;          /* 0 = not paused */
 
         struct htab children;           /* pid -> struct child */
+        int exit_signal;                /* workers announce their exit with it */
+        pid_t *pending;                 /* announced exits not yet reapable */
+        size_t n_pending, cap_pending;
+        uint64_t next_sweep;
         struct source_table sources;
         uint64_t rate_tat;
 
@@ -268,15 +273,37 @@ static void log_resource_problem(struct master *m, uint64_t now, int err, const 
 
 /* ---- workers ---- */
 
-static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer) {
+/*
+ * Tells the master "I, this pid, am about to exit" with a queued realtime
+ * signal, which (unlike SIGCHLD) never coalesces and names its sender: the
+ * master can then reap exactly this pid. waitpid(-1) walks the master's
+ * whole list of children on every call, which made each connection cost
+ * more the more connections were held. The pidfd makes sure the signal
+ * reaches our parent and nobody else, even if it died meanwhile.
+ */
+static void announce_exit(pid_t master, int sig) {
+        int fd = pidfd_open(master, 0);
+
+        if (fd < 0)
+                return;
+        if (getppid() == master)
+                (void) pidfd_send_signal(fd, sig, NULL, 0);
+        (void) close(fd);
+}
+
+static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer, pid_t master) {
         /* The worker keeps its connection, stdio and the journal socket only:
          * not the listeners, the epoll set or the signalfd. */
         const int keep[] = { fd, log_journal_fd() };
+        int code;
+
         (void) close_all_fds_except(keep, ARRAY_SIZE(keep));
         if (m->have_caps)
                 (void) privs_drop_caps();
         log_journal_fork_child();
-        _exit(worker_main(fd, fd, m->cfg, peer));
+        code = worker_main(fd, fd, m->cfg, peer);
+        announce_exit(master, m->exit_signal);
+        _exit(code);
 }
 
 static void spawn(struct master *m, int fd, const struct sockaddr_any *peer, const struct listener *l, uint64_t now) {
@@ -345,6 +372,7 @@ static void spawn(struct master *m, int fd, const struct sockaddr_any *peer, con
          * across it, and fork()'s extra work (atfork handlers, resetting the
          * dynamic linker's and libc's locks in the child) only dirtied two
          * more pages per worker (8 KiB of its memory) and cost time. */
+        pid_t master = getpid();
         pid = _Fork();
         if (pid < 0) {
                 int err = errno;
@@ -354,7 +382,7 @@ static void spawn(struct master *m, int fd, const struct sockaddr_any *peer, con
                 return refuse(m, fd, peer, l, REFUSED_RESOURCES, "cannot fork a worker", now);
         }
         if (pid == 0)
-                run_worker(m, fd, peer);
+                run_worker(m, fd, peer, master);
 
         safe_close(fd);
         s->active++;
@@ -461,7 +489,50 @@ static void child_exited(struct master *m, pid_t pid, int status) {
         status_changed(m);
 }
 
-/* Signals coalesce: one SIGCHLD may stand for many children. */
+static int status_from_siginfo(const siginfo_t *si) {
+        if (si->si_code == CLD_EXITED)
+                return W_EXITCODE(si->si_status, 0);
+        return si->si_status | (si->si_code == CLD_DUMPED ? WCOREFLAG : 0);
+}
+
+/* Reaps pid if it has exited: O(1), unlike waitpid(-1). Returns false
+ * while it is still running. */
+static bool reap_pid(struct master *m, pid_t pid) {
+        siginfo_t si = {};
+
+        if (waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG) < 0)
+                return true;    /* ECHILD: reaped already, or not ours */
+        if (si.si_pid == 0)
+                return false;
+        child_exited(m, pid, status_from_siginfo(&si));
+        return true;
+}
+
+/* A worker may announce its exit a moment before it has exited. */
+static void add_pending(struct master *m, pid_t pid) {
+        if (m->n_pending == m->cap_pending) {
+                size_t cap = m->cap_pending ? m->cap_pending * 2 : 64;
+                pid_t *p = realloc(m->pending, cap * sizeof *p);
+                if (!p)
+                        return;         /* the once-a-second sweep reaps it */
+                m->pending = p;
+                m->cap_pending = cap;
+        }
+        m->pending[m->n_pending++] = pid;
+}
+
+static void reap_pending(struct master *m) {
+        size_t kept = 0;
+
+        for (size_t i = 0; i < m->n_pending; i++)
+                if (!reap_pid(m, m->pending[i]))
+                        m->pending[kept++] = m->pending[i];
+        m->n_pending = kept;
+}
+
+/* The full sweep: signals coalesce, so one SIGCHLD may stand for many
+ * children, and a worker killed from outside announces nothing. Run while
+ * stopping and once a second, not per connection. */
 static void reap_children(struct master *m) {
         for (;;) {
                 int status;
@@ -681,6 +752,7 @@ static int handle_signals(struct master *m) {
         bool chld = false, hup = false, usr1 = false;
         int term = 0;
 
+        reap_pending(m);
         for (;;) {
                 ssize_t n = read(m->signal_fd, si, sizeof si);
                 if (n < 0) {
@@ -692,14 +764,26 @@ static int handle_signals(struct master *m) {
                 }
                 for (size_t i = 0; i < (size_t) n / sizeof si[0]; i++)
                         switch (si[i].ssi_signo) {
-                        case SIGCHLD: chld = true; break;
+                        case SIGCHLD:
+                                chld = true;
+                                /* This one names a child; others may have coalesced into it. */
+                                if (!reap_pid(m, (pid_t) si[i].ssi_pid))
+                                        add_pending(m, (pid_t) si[i].ssi_pid);
+                                break;
                         case SIGHUP: hup = true; break;
                         case SIGUSR1: usr1 = true; break;
                         case SIGTERM:
                         case SIGINT: term = (int) si[i].ssi_signo; break;
+                        default:
+                                if ((int) si[i].ssi_signo == m->exit_signal &&
+                                    htab_get(&m->children, &(pid_t) { (pid_t) si[i].ssi_pid }) &&
+                                    !reap_pid(m, (pid_t) si[i].ssi_pid))
+                                        add_pending(m, (pid_t) si[i].ssi_pid);
                         }
         }
         if (chld)
+                reap_pending(m);
+        if (chld && m->stopping)
                 reap_children(m);
         if (usr1)
                 log_status(m);
@@ -719,6 +803,8 @@ static int next_timeout_ms(const struct master *m, uint64_t now) {
                 deadline = m->status_sent + USEC_PER_SEC;
         if (m->stopping && !m->killed && m->stop_deadline < deadline)
                 deadline = m->stop_deadline;
+        if (n_active(m) > 0 && m->next_sweep < deadline)
+                deadline = m->next_sweep;
         for (int i = 0; i < _REFUSED_MAX; i++) {
                 const struct log_ratelimit *rl = &m->refuse_rl[i];
                 if (rl->suppressed > 0 && rl->window_start + rl->interval_usec < deadline)
@@ -741,6 +827,10 @@ static void run_timers(struct master *m, uint64_t now) {
                 send_status(m, now);
         flush_refusal_summaries(m, now);
         check_stop_deadline(m, now);
+        if (n_active(m) > 0 && now >= m->next_sweep) {
+                reap_children(m);
+                m->next_sweep = now + USEC_PER_SEC;
+        }
 }
 
 static int event_loop(struct master *m) {
@@ -879,6 +969,8 @@ static int setup(struct master *m) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGUSR1);
+        m->exit_signal = SIGRTMIN;
+        sigaddset(&mask, m->exit_signal);
         if (sigprocmask(SIG_BLOCK, &mask, &m->saved_mask) < 0)
                 return log_error_errno(errno, "cannot block signals: %m");
         (void) sigaction(SIGPIPE, &ign, NULL);
@@ -1002,6 +1094,7 @@ out:
                 (void) unlink(args->pid_file);
         free(m.listeners);
         htab_done(&m.children);
+        free(m.pending);
         sources_done(&m.sources);
         safe_close(m.epoll_fd);
         safe_close(m.signal_fd);
