@@ -15,30 +15,11 @@ import tempfile
 import time
 import unittest
 
-from echodtest import (ECHOD, Echod, EchodTestCase, connect, echo, is_refused, keep_draining, main,
-                       read_exactly, recv_all, try_echo, wait_until)
+from echodtest import (ECHOD, Echod, EchodTestCase, connect, cpu_seconds, echo, is_refused,
+                       keep_draining, main, open_fds, read_exactly, recv_all, rss_kib, try_echo,
+                       wait_until)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def cpu_seconds(pid):
-    """utime + stime of pid, from /proc/PID/stat."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def open_fds(pid):
-    return sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def proc_ids(pid):
