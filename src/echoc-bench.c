@@ -878,13 +878,8 @@ int run_bench(const struct options *o) {
         signal(SIGPIPE, SIG_IGN);
 
         r = resolve_host(o->host, o->port, o->family, &ai);
-        if (r != 0) {
-                if (r == EAI_SERVICE)
-                        log_msg("unknown port or service '%s'", o->port);
-                else
-                        log_msg("cannot resolve '%s': %s", o->host, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
-                return EXIT_CONNECT;
-        }
+        if (r != EXIT_OK)
+                return r;
         /* One address for the whole run, so every connection measures the same path. */
         memcpy(&b.addr, ai->ai_addr, ai->ai_addrlen);
         b.addrlen = ai->ai_addrlen;

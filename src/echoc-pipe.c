@@ -286,13 +286,8 @@ int run_pipe(const struct options *o) {
         signal(SIGPIPE, SIG_IGN);
 
         r = resolve_host(o->host, o->port, o->family, &ai);
-        if (r != 0) {
-                if (r == EAI_SERVICE)
-                        log_msg("unknown port or service '%s'", o->port);
-                else
-                        log_msg("cannot resolve '%s': %s", o->host, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
-                return EXIT_CONNECT;
-        }
+        if (r != EXIT_OK)
+                return r;
 
         for (const struct addrinfo *a = ai; a; a = a->ai_next) {
                 format_sockaddr(a->ai_addr, addr, sizeof(addr));

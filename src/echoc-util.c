@@ -142,7 +142,15 @@ int resolve_host(const char *host, const char *port, int family, struct addrinfo
         };
 
         /* No AI_ADDRCONFIG: it hides ::1 on hosts whose only IPv6 address is loopback. */
-        return getaddrinfo(host, port, &hints, ret);
+        int r = getaddrinfo(host, port, &hints, ret);
+
+        if (r == 0)
+                return EXIT_OK;
+        if (r == EAI_SERVICE)
+                log_msg("unknown port or service '%s'", port);
+        else
+                log_msg("cannot resolve '%s': %s", host, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+        return EXIT_CONNECT;
 }
 
 const char *format_sockaddr(const struct sockaddr *sa, char *buf, size_t size) {

@@ -70,7 +70,7 @@ int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 /* Seconds, optionally fractional ("0.5"), or with a unit: "250ms", "2s", "1m". */
 int parse_seconds(const char *s, uint64_t *ret_usec);
 
-/* getaddrinfo() for a TCP peer. Returns 0 or an EAI_* code (see gai_strerror). */
+/* getaddrinfo() for a TCP peer. Returns EXIT_OK, or EXIT_CONNECT after saying why. */
 int resolve_host(const char *host, const char *port, int family, struct addrinfo **ret);
 
 /* "127.0.0.1:7" or "[::1]:7". */

@@ -26,24 +26,23 @@ int loop_write(int fd, const void *buf, size_t len) {
         return 0;
 }
 
-int fd_set_nonblock(int fd, bool nonblock) {
-        int flags = fcntl(fd, F_GETFL);
+/* Sets or clears flag in the flags that get/set (F_GETFL/F_SETFL or F_GETFD/F_SETFD) manage. */
+static int fd_update_flag(int fd, int get, int set, int flag, bool on) {
+        int flags = fcntl(fd, get);
         if (flags < 0)
                 return -errno;
-        int nflags = nonblock ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
-        if (nflags != flags && fcntl(fd, F_SETFL, nflags) < 0)
+        int nflags = on ? flags | flag : flags & ~flag;
+        if (nflags != flags && fcntl(fd, set, nflags) < 0)
                 return -errno;
         return 0;
 }
 
+int fd_set_nonblock(int fd, bool nonblock) {
+        return fd_update_flag(fd, F_GETFL, F_SETFL, O_NONBLOCK, nonblock);
+}
+
 int fd_set_cloexec(int fd, bool cloexec) {
-        int flags = fcntl(fd, F_GETFD);
-        if (flags < 0)
-                return -errno;
-        int nflags = cloexec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
-        if (nflags != flags && fcntl(fd, F_SETFD, nflags) < 0)
-                return -errno;
-        return 0;
+        return fd_update_flag(fd, F_GETFD, F_SETFD, FD_CLOEXEC, cloexec);
 }
 
 static bool kept(int fd, const int *keep, size_t n) {

@@ -2,21 +2,13 @@
 """Socket activation through systemd-socket-activate: echod uses the passed
 socket and binds none of its `listen` addresses."""
 import os
-import shutil
 import socket
-import unittest
 
-from echodtest import EchodTestCase, connect, echo, free_port, main, read_exactly
-
-ACTIVATE = shutil.which("systemd-socket-activate")
-
+from echodtest import ACTIVATE, EchodTestCase, connect, echo, free_port, main, read_exactly
 
 class ActivationTest(EchodTestCase):
     def setUp(self):
-        if not ACTIVATE:
-            if os.environ.get("CI") == "true":
-                self.fail("systemd-socket-activate is missing (package systemd)")
-            raise unittest.SkipTest("systemd-socket-activate is missing")
+        self.require_socket_activate()
 
     def start(self, config=""):
         port = free_port()

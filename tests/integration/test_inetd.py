@@ -2,20 +2,12 @@
 """--inetd: one connection on standard input, as under systemd Accept=yes,
 tcpserver or inetd; limits and logging as in a worker."""
 import os
-import shutil
-import unittest
 
-from echodtest import EchodTestCase, connect, echo, free_port, main, read_exactly, recv_all
-
-ACTIVATE = shutil.which("systemd-socket-activate")
-
+from echodtest import ACTIVATE, EchodTestCase, connect, echo, free_port, main, read_exactly, recv_all
 
 class InetdTest(EchodTestCase):
     def setUp(self):
-        if not ACTIVATE:
-            if os.environ.get("CI") == "true":
-                self.fail("systemd-socket-activate is missing (package systemd)")
-            raise unittest.SkipTest("systemd-socket-activate is missing")
+        self.require_socket_activate()
 
     def start(self, config=""):
         port = free_port()

@@ -9,6 +9,18 @@ import time
 from echodtest import EchodTestCase, connect, main, read_exactly, recv_all, wait_until
 
 
+def stall(s):
+    """Makes s a client that never reads, with more pending than the socket
+    buffers hold: its worker cannot finish flushing."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setblocking(False)
+    try:
+        for _ in range(4096):
+            s.send(b"w" * 65536)
+    except BlockingIOError:
+        pass
+
+
 class StopTest(EchodTestCase):
     def test_drain_flushes_and_exits_zero(self):
         d = self.echod("")
@@ -28,15 +40,7 @@ class StopTest(EchodTestCase):
     def test_listeners_close_at_once(self):
         d = self.echod("shutdown_timeout = 30\n")
         s = connect(d.port)
-        # A client that never reads, with more pending than the socket
-        # buffers hold: its worker cannot finish flushing.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.setblocking(False)
-        try:
-            for _ in range(4096):
-                s.send(b"w" * 65536)
-        except BlockingIOError:
-            pass
+        stall(s)
         d.wait_workers(1)
         d.kill(signal.SIGINT)
         d.wait_notify("STOPPING=1")
@@ -92,13 +96,7 @@ class StopTest(EchodTestCase):
     def test_shutdown_timeout_kills_stragglers(self):
         d = self.echod("shutdown_timeout = 1\n")
         s = connect(d.port)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.setblocking(False)
-        try:
-            for _ in range(4096):
-                s.send(b"w" * 65536)
-        except BlockingIOError:
-            pass
+        stall(s)
         d.wait_workers(1)
         workers = d.workers()
         t0 = time.monotonic()
