@@ -191,30 +191,57 @@ bool sockaddr_is_inet(const struct sockaddr_any *a) {
         return a->sa.sa_family == AF_INET || a->sa.sa_family == AF_INET6;
 }
 
-void sockaddr_format_host(const struct sockaddr_any *a, char *buf, size_t size) {
+/* Formatted here rather than by inet_ntop(), which uses sprintf() for
+ * IPv4: a worker formats its peer's address right after fork(). */
+static void format_ipv4(struct strbuf *sb, const struct in_addr *a) {
+        const uint8_t *b = (const uint8_t *) &a->s_addr;
+
+        for (int i = 0; i < 4; i++) {
+                if (i > 0)
+                        strbuf_add(sb, ".");
+                strbuf_add_u64(sb, b[i]);
+        }
+}
+
+static void format_host(struct strbuf *sb, const struct sockaddr_any *a) {
+        char buf[INET6_ADDRSTRLEN];
+
         if (a->sa.sa_family == AF_INET)
-                inet_ntop(AF_INET, &a->in.sin_addr, buf, (socklen_t) size);
+                format_ipv4(sb, &a->in.sin_addr);
         else if (a->sa.sa_family == AF_INET6) {
-                char ifname[32] = "";
-                inet_ntop(AF_INET6, &a->in6.sin6_addr, buf, (socklen_t) size);
+                if (inet_ntop(AF_INET6, &a->in6.sin6_addr, buf, sizeof buf))
+                        strbuf_add(sb, buf);
                 if (a->in6.sin6_scope_id != 0) {
-                        snprintf(ifname, sizeof ifname, "%%%u", a->in6.sin6_scope_id);
-                        strncat(buf, ifname, size - strlen(buf) - 1);
+                        strbuf_add(sb, "%");
+                        strbuf_add_u64(sb, a->in6.sin6_scope_id);
                 }
-        } else
-                snprintf(buf, size, "(family %d)", a->sa.sa_family);
+        } else {
+                strbuf_add(sb, "(family ");
+                strbuf_add_u64(sb, a->sa.sa_family);
+                strbuf_add(sb, ")");
+        }
+}
+
+void sockaddr_format_host(const struct sockaddr_any *a, char *buf, size_t size) {
+        struct strbuf sb;
+
+        strbuf_init(&sb, buf, size);
+        format_host(&sb, a);
 }
 
 void sockaddr_format(const struct sockaddr_any *a, char *buf, size_t size) {
-        char host[ADDR_STR_MAX];
+        struct strbuf sb;
 
-        sockaddr_format_host(a, host, sizeof host);
+        strbuf_init(&sb, buf, size);
         if (a->sa.sa_family == AF_INET6)
-                snprintf(buf, size, "[%s]:%u", host, sockaddr_port(a));
-        else if (a->sa.sa_family == AF_INET)
-                snprintf(buf, size, "%s:%u", host, sockaddr_port(a));
-        else
-                snprintf(buf, size, "%s", host);
+                strbuf_add(&sb, "[");
+        format_host(&sb, a);
+        if (a->sa.sa_family == AF_INET6)
+                strbuf_add(&sb, "]");
+        if (a->sa.sa_family == AF_INET || a->sa.sa_family == AF_INET6) {
+                strbuf_add(&sb, ":");
+                strbuf_add_u64(&sb, sockaddr_port(a));
+        }
 }
 
 uint16_t sockaddr_port(const struct sockaddr_any *a) {

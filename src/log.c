@@ -170,23 +170,18 @@ static void write_line(int fd, const char *msg) {
         (void) writev(fd, iov, 3);
 }
 
-void log_record(int priority, bool force, const char *mid, const char *const *fields,
-                const char *format, ...) {
-        /* "MESSAGE=" and the text in one buffer: no copy for the journal. */
-        char msg_field[sizeof "MESSAGE=" - 1 + 2048], prio_field[16], mid_field[48];
-        char *msg = msg_field + sizeof "MESSAGE=" - 1;
+#define MESSAGE_PREFIX "MESSAGE="
+#define MESSAGE_PREFIX_LEN (sizeof MESSAGE_PREFIX - 1)
+#define MESSAGE_MAX 2048
+
+/* msg_field: "MESSAGE=" and the text, in one buffer: no copy for the journal.
+ * No printf here: workers log through this right after fork(). */
+static void emit(int priority, const char *mid, const char *const *fields, char *msg_field, int saved_errno) {
+        const char *msg = msg_field + MESSAGE_PREFIX_LEN;
+        char prio_field[16], mid_field[48];
         struct iovec iov[MAX_FIELDS + 5];
+        struct strbuf sb;
         size_t n = 0;
-        int saved_errno = errno;
-        va_list ap;
-
-        if (!force && priority > log_max_level)
-                return;
-
-        va_start(ap, format);
-        errno = saved_errno;
-        vsnprintf(msg, sizeof msg_field - (size_t) (msg - msg_field), format, ap);
-        va_end(ap);
 
         if (log_error_copy_fd >= 0 && priority <= LOG_ERR)
                 write_line(log_error_copy_fd, msg);
@@ -201,13 +196,17 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
                 return;
         }
 
-        memcpy(msg_field, "MESSAGE=", sizeof "MESSAGE=" - 1);
-        snprintf(prio_field, sizeof prio_field, "PRIORITY=%d", priority);
+        memcpy(msg_field, MESSAGE_PREFIX, MESSAGE_PREFIX_LEN);
+        strbuf_init(&sb, prio_field, sizeof prio_field);
+        strbuf_add(&sb, "PRIORITY=");
+        strbuf_add_u64(&sb, (uint64_t) priority);
         iov[n++] = (struct iovec) { msg_field, strlen(msg_field) };
         iov[n++] = (struct iovec) { prio_field, strlen(prio_field) };
         iov[n++] = (struct iovec) { (char *) "SYSLOG_IDENTIFIER=echod", 23 };
         if (mid) {
-                snprintf(mid_field, sizeof mid_field, "MESSAGE_ID=%s", mid);
+                strbuf_init(&sb, mid_field, sizeof mid_field);
+                strbuf_add(&sb, "MESSAGE_ID=");
+                strbuf_add(&sb, mid);
                 iov[n++] = (struct iovec) { mid_field, strlen(mid_field) };
         }
         for (size_t i = 0; fields && fields[i] && i < MAX_FIELDS; i++)
@@ -221,6 +220,34 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
                         journal_fd = find_journal_fd();
         }
         errno = saved_errno;
+}
+
+void log_record(int priority, bool force, const char *mid, const char *const *fields,
+                const char *format, ...) {
+        char msg_field[MESSAGE_PREFIX_LEN + MESSAGE_MAX];
+        int saved_errno = errno;
+        va_list ap;
+
+        if (!force && priority > log_max_level)
+                return;
+
+        va_start(ap, format);
+        errno = saved_errno;
+        vsnprintf(msg_field + MESSAGE_PREFIX_LEN, MESSAGE_MAX, format, ap);
+        va_end(ap);
+        emit(priority, mid, fields, msg_field, saved_errno);
+}
+
+void log_record_text(int priority, bool force, const char *mid, const char *const *fields, const char *text) {
+        char msg_field[MESSAGE_PREFIX_LEN + MESSAGE_MAX];
+        struct strbuf sb;
+
+        if (!force && priority > log_max_level)
+                return;
+
+        strbuf_init(&sb, msg_field + MESSAGE_PREFIX_LEN, MESSAGE_MAX);
+        strbuf_add(&sb, text);
+        emit(priority, mid, fields, msg_field, errno);
 }
 
 bool log_ratelimit_test(struct log_ratelimit *rl, uint64_t now, uint64_t *ret_suppressed) {

@@ -42,6 +42,9 @@ void log_set_error_copy_fd(int fd);
 void log_record(int priority, bool force, const char *mid, const char *const *fields,
                 const char *format, ...) _printf_(5, 6);
 
+/* The same with the message already formatted: no printf on this path. */
+void log_record_text(int priority, bool force, const char *mid, const char *const *fields, const char *text);
+
 #define log_full(prio, ...) log_record((prio), false, NULL, NULL, __VA_ARGS__)
 #define log_error(...)   log_full(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_full(LOG_WARNING, __VA_ARGS__)

@@ -83,6 +83,8 @@ struct master {
 
         struct htab children;           /* pid -> struct child */
         int exit_signal;                /* workers announce their exit with it */
+        int self_pidfd;                 /* ... to this pidfd of the master; -1 = they cannot */
+        sigset_t worker_poll_mask;      /* a worker's mask while it waits in ppoll() */
         pid_t *pending;                 /* announced exits not yet reapable */
         size_t n_pending, cap_pending;
         uint64_t next_sweep;
@@ -278,31 +280,27 @@ static void log_resource_problem(struct master *m, uint64_t now, int err, const 
  * signal, which (unlike SIGCHLD) never coalesces and names its sender: the
  * master can then reap exactly this pid. waitpid(-1) walks the master's
  * whole list of children on every call, which made each connection cost
- * more the more connections were held. The pidfd makes sure the signal
- * reaches our parent and nobody else, even if it died meanwhile.
+ * more the more connections were held. The master's pidfd (inherited, not
+ * opened per worker) makes sure the signal reaches the master and nobody
+ * else, even if it died and its pid was reused meanwhile.
  */
-static void announce_exit(pid_t master, int sig) {
-        int fd = pidfd_open(master, 0);
-
-        if (fd < 0)
-                return;
-        if (getppid() == master)
-                (void) pidfd_send_signal(fd, sig, NULL, 0);
-        (void) close(fd);
+static void announce_exit(const struct master *m) {
+        if (m->self_pidfd >= 0)
+                (void) pidfd_send_signal(m->self_pidfd, m->exit_signal, NULL, 0);
 }
 
-static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer, pid_t master) {
-        /* The worker keeps its connection, stdio and the journal socket only:
-         * not the listeners, the epoll set or the signalfd. */
-        const int keep[] = { fd, log_journal_fd() };
+static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer) {
+        /* The worker keeps its connection, stdio, the journal socket and the
+         * master's pidfd only: not the listeners, the epoll set or the signalfd. */
+        const int keep[] = { fd, log_journal_fd(), m->self_pidfd };
         int code;
 
         (void) close_all_fds_except(keep, ARRAY_SIZE(keep));
         if (m->have_caps)
                 (void) privs_drop_caps();
         log_journal_fork_child();
-        code = worker_main(fd, fd, m->cfg, peer);
-        announce_exit(master, m->exit_signal);
+        code = worker_main(fd, fd, m->cfg, peer, &m->worker_poll_mask);
+        announce_exit(m);
         _exit(code);
 }
 
@@ -372,7 +370,6 @@ static void spawn(struct master *m, int fd, const struct sockaddr_any *peer, con
          * across it, and fork()'s extra work (atfork handlers, resetting the
          * dynamic linker's and libc's locks in the child) only dirtied two
          * more pages per worker (8 KiB of its memory) and cost time. */
-        pid_t master = getpid();
         pid = _Fork();
         if (pid < 0) {
                 int err = errno;
@@ -382,7 +379,7 @@ static void spawn(struct master *m, int fd, const struct sockaddr_any *peer, con
                 return refuse(m, fd, peer, l, REFUSED_RESOURCES, "cannot fork a worker", now);
         }
         if (pid == 0)
-                run_worker(m, fd, peer, master);
+                run_worker(m, fd, peer);
 
         safe_close(fd);
         s->active++;
@@ -974,6 +971,19 @@ static int setup(struct master *m) {
         if (sigprocmask(SIG_BLOCK, &mask, &m->saved_mask) < 0)
                 return log_error_errno(errno, "cannot block signals: %m");
         (void) sigaction(SIGPIPE, &ign, NULL);
+        /* Workers inherit these rather than each making system calls of its
+         * own for them: they keep the master's mask (the signals above stay
+         * blocked) and wait with SIGTERM and SIGINT unblocked, which run the
+         * stop handler installed here. The master never unblocks them, so
+         * the handler never runs in the master: its signals come from the signalfd. */
+        worker_signals_install();
+        sigorset(&m->worker_poll_mask, &m->saved_mask, &mask);
+        sigdelset(&m->worker_poll_mask, SIGTERM);
+        sigdelset(&m->worker_poll_mask, SIGINT);
+        m->self_pidfd = pidfd_open(getpid(), 0);
+        if (m->self_pidfd < 0)
+                log_warning_errno(errno, "cannot open a pidfd for the master (%m): exited workers are reaped "
+                                  "by the once-a-second sweep, so they count against the limits until then");
 
         m->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
         if (m->signal_fd < 0)
@@ -1009,12 +1019,13 @@ int master_run(struct config *cfg, const struct master_args *args) {
                 .args = args,
                 .epoll_fd = -1,
                 .signal_fd = -1,
+                .self_pidfd = -1,
                 .ready_fd = args->ready_fd,
         };
         struct privs_result pr;
         int r;
 
-        proctitle_set("echod: master");
+        proctitle_set_text("echod: master");
         (void) prctl(PR_SET_NAME, (unsigned long) "echod: master", 0, 0, 0);
 
         r = setup(&m);
@@ -1098,6 +1109,7 @@ out:
         sources_done(&m.sources);
         safe_close(m.epoll_fd);
         safe_close(m.signal_fd);
+        safe_close(m.self_pidfd);
         config_free(m.cfg);
         return r < 0 ? 1 : 0;
 }

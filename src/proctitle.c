@@ -4,8 +4,6 @@
  * shows the argument area in /proc/PID/cmdline and ps, and lets a title run
  * on into the old environment area once the last NUL of argv is gone.
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,18 +54,13 @@ void proctitle_init(int argc, char **argv) {
         title_size = (size_t) (end - start);
 }
 
-void proctitle_set(const char *format, ...) {
-        va_list ap;
-        int n;
+void proctitle_set_text(const char *title) {
+        size_t n;
 
         if (!title_start || title_size < 2)
                 return;
-        va_start(ap, format);
-        n = vsnprintf(title_start, title_size, format, ap);
-        va_end(ap);
-        if (n < 0)
-                return;
+        n = strnlen(title, title_size - 1);
+        memcpy(title_start, title, n);
         /* Clear the rest so ps shows no leftovers. */
-        size_t used = (size_t) n < title_size ? (size_t) n + 1 : title_size;
-        memset(title_start + used, 0, title_size - used);
+        memset(title_start + n, 0, title_size - n);
 }

@@ -5,4 +5,5 @@
 /* Must run first in main(): moves the environment out of the way so the
  * title may use the space of both argv and environ. */
 void proctitle_init(int argc, char **argv);
-void proctitle_set(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* Sets the title (cut to the space there is). */
+void proctitle_set_text(const char *title);

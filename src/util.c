@@ -208,3 +208,27 @@ void format_duration(char *buf, size_t size, uint64_t usec) {
         else
                 snprintf(buf, size, "%" PRIu64 "s", s);
 }
+
+void strbuf_add(struct strbuf *sb, const char *s) {
+        while (*s && sb->p < sb->end)
+                *sb->p++ = *s++;
+        *sb->p = '\0';
+}
+
+void strbuf_add_u64(struct strbuf *sb, uint64_t v) {
+        char digits[21], *d = digits + sizeof digits - 1;
+
+        *d = '\0';
+        do
+                *--d = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        strbuf_add(sb, d);
+}
+
+void strbuf_add_seconds(struct strbuf *sb, uint64_t usec) {
+        uint64_t ms = usec % USEC_PER_SEC / 1000;
+        char frac[5] = { '.', (char) ('0' + ms / 100), (char) ('0' + ms / 10 % 10), (char) ('0' + ms % 10), '\0' };
+
+        strbuf_add_u64(sb, usec / USEC_PER_SEC);
+        strbuf_add(sb, frac);
+}

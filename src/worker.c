@@ -206,22 +206,26 @@ static void on_stop_signal(int sig) {
         worker_stop = 1;
 }
 
-/* Signals as a worker wants them: SIGTERM/SIGINT set a flag and are only
- * delivered while waiting in ppoll; SIGHUP and SIGUSR1 (meant for the
- * master) are ignored; SIGPIPE cannot happen (MSG_NOSIGNAL) but is ignored. */
-static void worker_setup_signals(sigset_t *ret_poll_mask) {
+void worker_signals_install(void) {
         struct sigaction stop = { .sa_handler = on_stop_signal };
-        struct sigaction ign = { .sa_handler = SIG_IGN };
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        sigset_t block;
 
         sigemptyset(&stop.sa_mask);
         (void) sigaction(SIGTERM, &stop, NULL);
         (void) sigaction(SIGINT, &stop, NULL);
+}
+
+/* Signals as a worker on its own (--inetd) wants them: SIGTERM/SIGINT set a
+ * flag and are only delivered while waiting in ppoll; SIGHUP and SIGUSR1
+ * are ignored; SIGPIPE cannot happen (MSG_NOSIGNAL) but is ignored. The
+ * master's workers inherit the equivalent from the master. */
+static void worker_setup_signals(sigset_t *ret_poll_mask) {
+        struct sigaction ign = { .sa_handler = SIG_IGN };
+        sigset_t block;
+
+        worker_signals_install();
         (void) sigaction(SIGHUP, &ign, NULL);
         (void) sigaction(SIGUSR1, &ign, NULL);
         (void) sigaction(SIGPIPE, &ign, NULL);
-        (void) sigaction(SIGCHLD, &dfl, NULL);
 
         sigemptyset(&block);
         sigaddset(&block, SIGTERM);
@@ -232,13 +236,29 @@ static void worker_setup_signals(sigset_t *ret_poll_mask) {
 
 /* What the open and close records say about a connection; filled only when
  * a record is logged, so that a worker with logging off does no more than
- * it must. */
+ * it must. Formatted without printf (see strbuf). */
 struct conn_fields {
         bool ready;
         char peer_str[ADDR_STR_MAX];
         unsigned local_port;
         char f_addr[ADDR_STR_MAX + 16], f_port[32], f_lport[32], f_pid[32];
 };
+
+static void field_u64(char *buf, size_t size, const char *key, uint64_t v) {
+        struct strbuf sb;
+
+        strbuf_init(&sb, buf, size);
+        strbuf_add(&sb, key);
+        strbuf_add_u64(&sb, v);
+}
+
+static void field_str(char *buf, size_t size, const char *key, const char *v) {
+        struct strbuf sb;
+
+        strbuf_init(&sb, buf, size);
+        strbuf_add(&sb, key);
+        strbuf_add(&sb, v);
+}
 
 static void conn_fields_prepare(struct conn_fields *cf, int fd, const struct sockaddr_any *peer,
                                 const char *peer_host) {
@@ -250,16 +270,64 @@ static void conn_fields_prepare(struct conn_fields *cf, int fd, const struct soc
                 memset(&local, 0, sizeof local);
         cf->local_port = sockaddr_port(&local);
         sockaddr_format(peer, cf->peer_str, sizeof cf->peer_str);
-        snprintf(cf->f_addr, sizeof cf->f_addr, "REMOTE_ADDR=%s", peer_host);
-        snprintf(cf->f_port, sizeof cf->f_port, "REMOTE_PORT=%u", sockaddr_port(peer));
-        snprintf(cf->f_lport, sizeof cf->f_lport, "LOCAL_PORT=%u", cf->local_port);
-        snprintf(cf->f_pid, sizeof cf->f_pid, "WORKER_PID=%d", (int) getpid());
+        field_str(cf->f_addr, sizeof cf->f_addr, "REMOTE_ADDR=", peer_host);
+        field_u64(cf->f_port, sizeof cf->f_port, "REMOTE_PORT=", sockaddr_port(peer));
+        field_u64(cf->f_lport, sizeof cf->f_lport, "LOCAL_PORT=", cf->local_port);
+        field_u64(cf->f_pid, sizeof cf->f_pid, "WORKER_PID=", (uint64_t) getpid());
         cf->ready = true;
 }
 
-int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote) {
+/* "connection from ADDR to port N opened (worker PID)" */
+static void log_open_record(struct conn_fields *cf) {
+        const char *const fields[] = { cf->f_addr, cf->f_port, cf->f_lport, cf->f_pid, NULL };
+        char msg[ADDR_STR_MAX + 96];
+        struct strbuf sb;
+
+        strbuf_init(&sb, msg, sizeof msg);
+        strbuf_add(&sb, "connection from ");
+        strbuf_add(&sb, cf->peer_str);
+        strbuf_add(&sb, " to port ");
+        strbuf_add_u64(&sb, cf->local_port);
+        strbuf_add(&sb, " opened (worker ");
+        strbuf_add(&sb, cf->f_pid + sizeof "WORKER_PID=" - 1);
+        strbuf_add(&sb, ")");
+        log_record_text(LOG_INFO, false, ECHOD_MID_CONN_OPEN, fields, msg);
+}
+
+/* "connection from ADDR closed: REASON[: ERROR], N bytes echoed in S.mmm s" */
+static void log_close_record(struct conn_fields *cf, const struct echo_result *res, uint64_t duration) {
+        const char *reason = close_reason_to_string(res->reason);
+        char f_bytes[48], f_dur[48], f_reason[48], f_errno[32], msg[ADDR_STR_MAX + 256];
+        const char *const fields[] = { cf->f_addr, cf->f_port, cf->f_lport, cf->f_pid, f_bytes, f_dur, f_reason,
+                                       res->error ? f_errno : NULL, NULL };
+        struct strbuf sb;
+
+        field_u64(f_bytes, sizeof f_bytes, "BYTES=", res->bytes);
+        field_u64(f_dur, sizeof f_dur, "DURATION_USEC=", duration);
+        field_str(f_reason, sizeof f_reason, "CLOSE_REASON=", reason);
+        field_u64(f_errno, sizeof f_errno, "ERRNO=", (uint64_t) res->error);
+
+        strbuf_init(&sb, msg, sizeof msg);
+        strbuf_add(&sb, "connection from ");
+        strbuf_add(&sb, cf->peer_str);
+        strbuf_add(&sb, " closed: ");
+        strbuf_add(&sb, reason);
+        if (res->error) {
+                strbuf_add(&sb, ": ");
+                strbuf_add(&sb, strerror(res->error));
+        }
+        strbuf_add(&sb, ", ");
+        strbuf_add_u64(&sb, res->bytes);
+        strbuf_add(&sb, " bytes echoed in ");
+        strbuf_add_seconds(&sb, duration);
+        strbuf_add(&sb, " s");
+        log_record_text(res->reason == CLOSE_ERROR ? LOG_WARNING : LOG_INFO, false, ECHOD_MID_CONN_CLOSE, fields, msg);
+}
+
+int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote,
+                const sigset_t *poll_mask) {
         struct sockaddr_any peer = {};
-        char peer_host[ADDR_STR_MAX];
+        char peer_host[ADDR_STR_MAX], title[ADDR_STR_MAX + 32];
         struct conn_fields cf = {};
         struct echo_limits limits = {
                 .idle_usec = cfg->idle_timeout_usec,
@@ -268,10 +336,14 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct so
                 .log_payload = cfg->log_payload,
         };
         struct echo_result res;
-        sigset_t poll_mask;
+        struct strbuf sb;
+        sigset_t own_mask;
         uint64_t start = now_usec(CLOCK_MONOTONIC);
 
-        worker_setup_signals(&poll_mask);
+        if (!poll_mask) {
+                worker_setup_signals(&own_mask);
+                poll_mask = &own_mask;
+        }
 
         if (remote)
                 peer = *remote;
@@ -282,36 +354,25 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct so
                 sockaddr_unmap(&peer);
         }
         sockaddr_format_host(&peer, peer_host, sizeof peer_host);
-        proctitle_set("echod: worker [%s]:%u", peer_host, sockaddr_port(&peer));
+        strbuf_init(&sb, title, sizeof title);
+        strbuf_add(&sb, "echod: worker [");
+        strbuf_add(&sb, peer_host);
+        strbuf_add(&sb, "]:");
+        strbuf_add_u64(&sb, sockaddr_port(&peer));
+        proctitle_set_text(title);
         (void) prctl(PR_SET_NAME, (unsigned long) "echod: worker", 0, 0, 0);
 
         if (cfg->log_connections) {
                 conn_fields_prepare(&cf, in_fd, &peer, peer_host);
-                const char *const fields[] = { cf.f_addr, cf.f_port, cf.f_lport, cf.f_pid, NULL };
-                log_record(LOG_INFO, false, ECHOD_MID_CONN_OPEN, fields,
-                           "connection from %s to port %u opened (worker %d)",
-                           cf.peer_str, cf.local_port, (int) getpid());
+                log_open_record(&cf);
         }
 
-        echo_loop(in_fd, out_fd, &limits, &poll_mask, &res);
+        echo_loop(in_fd, out_fd, &limits, poll_mask, &res);
         uint64_t duration = now_usec(CLOCK_MONOTONIC) - start;
 
         if (cfg->log_connections || res.reason == CLOSE_ERROR) {
-                const char *reason = close_reason_to_string(res.reason);
-                char f_bytes[48], f_dur[48], f_reason[48], f_errno[32];
-
                 conn_fields_prepare(&cf, in_fd, &peer, peer_host);
-                snprintf(f_bytes, sizeof f_bytes, "BYTES=%" PRIu64, res.bytes);
-                snprintf(f_dur, sizeof f_dur, "DURATION_USEC=%" PRIu64, duration);
-                snprintf(f_reason, sizeof f_reason, "CLOSE_REASON=%s", reason);
-                snprintf(f_errno, sizeof f_errno, "ERRNO=%d", res.error);
-                const char *const fields[] = { cf.f_addr, cf.f_port, cf.f_lport, cf.f_pid, f_bytes, f_dur, f_reason,
-                                               res.error ? f_errno : NULL, NULL };
-                errno = res.error;
-                log_record(res.reason == CLOSE_ERROR ? LOG_WARNING : LOG_INFO, false, ECHOD_MID_CONN_CLOSE, fields,
-                           "connection from %s closed: %s%s%s, %" PRIu64 " bytes echoed in %" PRIu64 ".%03" PRIu64 " s",
-                           cf.peer_str, reason, res.error ? ": " : "", res.error ? strerror(res.error) : "",
-                           res.bytes, duration / USEC_PER_SEC, duration % USEC_PER_SEC / 1000);
+                log_close_record(&cf, &res, duration);
         }
         /* Let journald take our records while /proc/PID still names our unit. */
         log_journal_sync(JOURNAL_SYNC_USEC);

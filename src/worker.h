@@ -54,9 +54,16 @@ extern volatile sig_atomic_t worker_stop;
 void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                const sigset_t *poll_mask, struct echo_result *ret);
 
+/* Installs the SIGTERM/SIGINT handler that sets worker_stop. */
+void worker_signals_install(void);
+
 /*
  * Runs a whole worker on an accepted connection (or, with inetd, on fds 0
  * and 1) and returns the process exit code. remote may be NULL (it is
  * looked up). The caller has already closed what belongs to the master.
+ * poll_mask: the mask to wait with, when the caller has set up the signals
+ * (worker_signals_install() and SIGTERM/SIGINT blocked); NULL to set them
+ * up here.
  */
-int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote);
+int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote,
+                const sigset_t *poll_mask);

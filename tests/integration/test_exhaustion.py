@@ -129,14 +129,15 @@ class DescriptorsTest(EchodTestCase):
 
         class Limited(Echod):
             def start(self, wait_ready=True, prefix=()):
-                # stdio, listener, signalfd, epoll, one connection at a time.
-                return super().start(wait_ready, prefix=[prlimit, "--nofile=7:1024"])
+                # stdio, listener, signalfd, epoll, the master's own pidfd
+                # (workers inherit it), one connection at a time.
+                return super().start(wait_ready, prefix=[prlimit, "--nofile=8:1024"])
         d = Limited("max_connections_per_source = 0\n")
         self.addCleanup(d.close)
-        d.wait_log(r"RLIMIT_NOFILE is 7, too low: raise it to at least 17 \(LimitNOFILE=\)")
+        d.wait_log(r"RLIMIT_NOFILE is 8, too low: raise it to at least 17 \(LimitNOFILE=\)")
         with open("/proc/%d/limits" % d.pid) as f:
-            self.assertRegex(f.read(), r"Max open files\s+7\s+1024")
-        # The master holds no connection: it serves with 7 descriptors.
+            self.assertRegex(f.read(), r"Max open files\s+8\s+1024")
+        # The master holds no connection: it serves with 8 descriptors.
         for i in range(20):
             self.assertEqual(echo(d.port, b"tiny %d" % i), b"tiny %d" % i)
         d.wait_workers(0)

@@ -244,6 +244,48 @@ START_TEST(test_format_duration_truncates)
 }
 END_TEST
 
+/* ---- strbuf ---- */
+
+START_TEST(test_strbuf)
+{
+        char buf[64];
+        struct strbuf sb;
+
+        strbuf_init(&sb, buf, sizeof buf);
+        ck_assert_str_eq(buf, "");
+        strbuf_add(&sb, "n=");
+        strbuf_add_u64(&sb, 0);
+        strbuf_add(&sb, " max=");
+        strbuf_add_u64(&sb, UINT64_MAX);
+        strbuf_add(&sb, " t=");
+        strbuf_add_seconds(&sb, 1250999);
+        strbuf_add(&sb, " ");
+        strbuf_add_seconds(&sb, 7);
+        ck_assert_str_eq(buf, "n=0 max=18446744073709551615 t=1.250 0.000");
+}
+END_TEST
+
+START_TEST(test_strbuf_truncates)
+{
+        char buf[8] = "xxxxxxx", one[1] = "x";
+        struct strbuf sb;
+
+        /* What does not fit is cut off; the result is always terminated. */
+        strbuf_init(&sb, buf, sizeof buf);
+        strbuf_add(&sb, "abcd");
+        strbuf_add_u64(&sb, 123456);
+        ck_assert_str_eq(buf, "abcd123");
+        strbuf_add(&sb, "more");
+        strbuf_add_seconds(&sb, 5000000);
+        ck_assert_str_eq(buf, "abcd123");
+
+        strbuf_init(&sb, one, sizeof one);
+        strbuf_add(&sb, "a");
+        strbuf_add_u64(&sb, 9);
+        ck_assert_str_eq(one, "");
+}
+END_TEST
+
 /* ---- descriptor helpers ---- */
 
 START_TEST(test_fd_flags)
@@ -337,6 +379,11 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_format_duration);
         tcase_add_test(tc, test_format_duration_round_trip);
         tcase_add_test(tc, test_format_duration_truncates);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("strbuf");
+        tcase_add_test(tc, test_strbuf);
+        tcase_add_test(tc, test_strbuf_truncates);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("fd");
