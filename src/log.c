@@ -125,9 +125,11 @@ int log_journal_fd(void) {
 void log_journal_fork_child(void) {
         int fd;
 
-        journal_used = false;
+        /* Written only when logging to the journal: every page a worker
+         * writes is one more page copied after fork(). */
         if (log_target != LOG_TARGET_JOURNAL || journal_fd < 0)
                 return;
+        journal_used = false;
         /* Same descriptor number, so libsystemd keeps using it, but a socket
          * of our own: its send queue holds only this worker's records. */
         fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

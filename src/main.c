@@ -81,7 +81,7 @@ static int run_inetd(const struct config *cfg) {
         }
         /* Under inetd the exit status goes to the service manager, where
          * anything but 0 reads as a failed unit: only socket errors are one. */
-        int reason = close_reason_from_exit_code(worker_main(STDIN_FILENO, STDOUT_FILENO, cfg, NULL, NULL));
+        int reason = close_reason_from_exit_code(worker_main(STDIN_FILENO, STDOUT_FILENO, cfg, NULL));
         return reason == CLOSE_ERROR || reason < 0 ? EXIT_RUNTIME : 0;
 }
 

@@ -289,7 +289,8 @@ static void announce_exit(const struct master *m) {
                 (void) pidfd_send_signal(m->self_pidfd, m->exit_signal, NULL, 0);
 }
 
-static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer) {
+static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer,
+                                  const struct listener *l) {
         /* The worker keeps its connection, stdio, the journal socket and the
          * master's pidfd only: not the listeners, the epoll set or the signalfd. */
         const int keep[] = { fd, log_journal_fd(), m->self_pidfd };
@@ -299,7 +300,11 @@ static _noreturn_ void run_worker(struct master *m, int fd, const struct sockadd
         if (m->have_caps)
                 (void) privs_drop_caps();
         log_journal_fork_child();
-        code = worker_main(fd, fd, m->cfg, peer, &m->worker_poll_mask);
+        code = worker_main(fd, fd, m->cfg, &(struct worker_args) {
+                .remote = peer,
+                .local_port = sockaddr_port(&l->addr),
+                .poll_mask = &m->worker_poll_mask,
+        });
         announce_exit(m);
         _exit(code);
 }
@@ -379,7 +384,7 @@ static void spawn(struct master *m, int fd, const struct sockaddr_any *peer, con
                 return refuse(m, fd, peer, l, REFUSED_RESOURCES, "cannot fork a worker", now);
         }
         if (pid == 0)
-                run_worker(m, fd, peer);
+                run_worker(m, fd, peer, l);
 
         safe_close(fd);
         s->active++;

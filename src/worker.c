@@ -240,7 +240,7 @@ static void worker_setup_signals(sigset_t *ret_poll_mask) {
 struct conn_fields {
         bool ready;
         char peer_str[ADDR_STR_MAX];
-        unsigned local_port;
+        uint16_t local_port;            /* 0 = look it up */
         char f_addr[ADDR_STR_MAX + 16], f_port[32], f_lport[32], f_pid[32];
 };
 
@@ -266,9 +266,8 @@ static void conn_fields_prepare(struct conn_fields *cf, int fd, const struct soc
 
         if (cf->ready)
                 return;
-        if (getsockname(fd, &local.sa, &local.len) < 0)
-                memset(&local, 0, sizeof local);
-        cf->local_port = sockaddr_port(&local);
+        if (cf->local_port == 0 && getsockname(fd, &local.sa, &local.len) == 0)
+                cf->local_port = sockaddr_port(&local);
         sockaddr_format(peer, cf->peer_str, sizeof cf->peer_str);
         field_str(cf->f_addr, sizeof cf->f_addr, "REMOTE_ADDR=", peer_host);
         field_u64(cf->f_port, sizeof cf->f_port, "REMOTE_PORT=", sockaddr_port(peer));
@@ -324,8 +323,7 @@ static void log_close_record(struct conn_fields *cf, const struct echo_result *r
         log_record_text(res->reason == CLOSE_ERROR ? LOG_WARNING : LOG_INFO, false, ECHOD_MID_CONN_CLOSE, fields, msg);
 }
 
-int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote,
-                const sigset_t *poll_mask) {
+int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct worker_args *args) {
         struct sockaddr_any peer = {};
         char peer_host[ADDR_STR_MAX], title[ADDR_STR_MAX + 32];
         struct conn_fields cf = {};
@@ -337,17 +335,17 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct so
         };
         struct echo_result res;
         struct strbuf sb;
+        const sigset_t *poll_mask;
         sigset_t own_mask;
         uint64_t start = now_usec(CLOCK_MONOTONIC);
 
-        if (!poll_mask) {
+        if (args) {
+                poll_mask = args->poll_mask;
+                peer = *args->remote;
+                cf.local_port = args->local_port;
+        } else {
                 worker_setup_signals(&own_mask);
                 poll_mask = &own_mask;
-        }
-
-        if (remote)
-                peer = *remote;
-        else {
                 peer.len = sizeof peer.storage;
                 if (getpeername(in_fd, &peer.sa, &peer.len) < 0)
                         memset(&peer, 0, sizeof peer);

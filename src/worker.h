@@ -57,13 +57,19 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
 /* Installs the SIGTERM/SIGINT handler that sets worker_stop. */
 void worker_signals_install(void);
 
+/* What the master knows of a connection when it forks its worker. */
+struct worker_args {
+        const struct sockaddr_any *remote;      /* the client */
+        uint16_t local_port;                    /* the listener's port */
+        const sigset_t *poll_mask;              /* the mask to wait with; the master has
+                                                 * installed worker_signals_install()'s
+                                                 * handler and blocked SIGTERM/SIGINT */
+};
+
 /*
  * Runs a whole worker on an accepted connection (or, with inetd, on fds 0
- * and 1) and returns the process exit code. remote may be NULL (it is
- * looked up). The caller has already closed what belongs to the master.
- * poll_mask: the mask to wait with, when the caller has set up the signals
- * (worker_signals_install() and SIGTERM/SIGINT blocked); NULL to set them
- * up here.
+ * and 1) and returns the process exit code. args is NULL under inetd: the
+ * addresses are looked up and the signals set up here. The caller has
+ * already closed what belongs to the master.
  */
-int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct sockaddr_any *remote,
-                const sigset_t *poll_mask);
+int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct worker_args *args);
