@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Reference points for the benchmark, not a server to run: the least a
- * fork-per-connection echo server can do. Accept, fork, echo until EOF,
- * _exit(); the kernel reaps the children (SIGCHLD ignored). No limits, no
- * logging, no bookkeeping.
+ * fork-per-connection echo server can do. Accept, _Fork() (no atfork
+ * handlers, as in echod), echo until EOF, _exit(); the kernel reaps the
+ * children (SIGCHLD ignored). No limits, no logging, no bookkeeping.
  *
  * Built twice by tests/bench/run: "fork-ref" with libc only, and
  * "fork-ref-libs" also linked with libsystemd and libconfuse (and so with
@@ -12,6 +12,7 @@
  *
  * usage: fork-ref ADDR PORT
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -50,7 +51,7 @@ int main(int argc, char **argv) {
                 int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
                 if (fd < 0)
                         continue;
-                pid_t pid = fork();
+                pid_t pid = _Fork();
                 if (pid == 0) {
                         char buf[16384];
                         ssize_t n;
