@@ -21,6 +21,7 @@
 #include "daemon.h"
 #include "echod-config.h"
 #include "htab.h"
+#include "image.h"
 #include "limits.h"
 #include "listen.h"
 #include "log.h"
@@ -1068,6 +1069,15 @@ int master_run(struct config *cfg, const struct master_args *args) {
 
         m.have_caps = privs_have_caps();
         warn_limits(cfg);
+
+        /* Last, once every library the master needs (NSS included) is loaded. */
+        size_t trimmed;
+        r = image_trim_for_workers(log_get_target() == LOG_TARGET_JOURNAL, &trimmed);
+        if (r < 0)
+                log_full_errno(LOG_DEBUG, r, "cannot leave unused libraries out of workers (%m); they are copied into each");
+        else if (trimmed > 0)
+                log_debug("workers are forked without %zu shared librar%s they never call", trimmed,
+                          trimmed == 1 ? "y" : "ies");
 
         {
                 char listeners[512] = "";

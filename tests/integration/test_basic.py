@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Echo semantics of the real daemon: round trips, concurrency, a 64 MiB
-stream, half-close, one worker per client and no zombies, SIGTERM."""
+stream, half-close, one worker per client and no zombies, what workers
+map, SIGTERM."""
 import os
 import random
 import signal
@@ -8,6 +9,13 @@ import socket
 import threading
 
 from echodtest import EchodTestCase, connect, echo, main, read_exactly, recv_all, wait_until, cmdline
+
+
+def mapped_libraries(pid):
+    """Names of the shared objects pid maps ("libc" for libc.so.6)."""
+    with open("/proc/%d/maps" % pid) as f:
+        paths = {line.split()[5] for line in f if len(line.split()) >= 6}
+    return {os.path.basename(p).split(".so")[0] for p in paths if ".so" in os.path.basename(p)}
 
 
 class BasicTest(EchodTestCase):
@@ -123,6 +131,36 @@ class BasicTest(EchodTestCase):
             c.close()
         d.wait_workers(0)
         self.assertEqual(d.zombies(), [])
+
+    def test_workers_leave_out_the_masters_libraries(self):
+        """Workers are forked without the libraries only the master calls
+        (fewer mappings make fork() and exit() cheaper); with stderr logging
+        also without libsystemd, which they then never call. Sanitizer
+        builds keep everything for their reports."""
+        master_only = {"libconfuse", "libcap", "libgcrypt", "libgpg-error", "liblzma", "libzstd", "liblz4"}
+        sanitized = os.environ.get("ECHOD_TEST_SANITIZED") == "1"
+        for target in ("stderr", "journal"):
+            d = self.echod(log_target=target)
+            c = connect(d.port)
+            c.sendall(b"libs")
+            self.assertEqual(read_exactly(c, 4), b"libs")
+            worker = d.wait_workers(1) and d.workers()[0]
+            master, mine = mapped_libraries(d.pid), mapped_libraries(worker)
+            self.assertLessEqual(master_only | {"libc", "libsystemd"}, master)
+            if sanitized:
+                self.assertEqual(mine, master)
+            else:
+                self.assertEqual(mine & master_only, set(), "worker %d maps %s" % (worker, mine))
+                self.assertIn("libc", mine)
+                self.assertEqual("libsystemd" in mine, target == "journal", "worker %d maps %s" % (worker, mine))
+            # And it still works: echo, close record, exit status.
+            c.sendall(b" more")
+            c.shutdown(socket.SHUT_WR)
+            self.assertEqual(recv_all(c), b" more")
+            c.close()
+            d.wait_workers(0)
+            self.assertNotIn("killed by signal", d.read_log())
+            self.assertEqual(d.stop(), 0)
 
     def test_sigterm_exits_zero_and_leaves_no_worker(self):
         d = self.echod()

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* What of the master's address space a forked worker gets (see image.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Marks the shared objects workers never call MADV_DONTFORK, so that fork()
+ * does not copy them. Call once, in the master, after start-up. Sets
+ * *ret_objects to how many objects were left out. Returns 0 or -errno;
+ * a failure only costs speed.
+ */
+int image_trim_for_workers(bool workers_use_journal, size_t *ret_objects);
