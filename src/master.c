@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -35,6 +35,7 @@
 #define ACCEPT_BATCH 32                         /* per listener per wake-up */
 #define BACKOFF_USEC (100 * USEC_PER_MSEC)      /* pause after EMFILE or fork failure */
 #define SIGNAL_TAG UINT64_MAX
+#define EXIT_TAG (UINT64_MAX - 1)
 
 
 enum refuse_reason {
@@ -74,6 +75,7 @@ struct master {
 
         int epoll_fd;
         int signal_fd;
+        int exit_fd;                    /* signalfd of exit_signal, only to wake the loop */
         sigset_t saved_mask;
 
         struct listener *listeners;
@@ -83,11 +85,9 @@ struct master {
         uint64_t paused_until;          /* 0 = not paused */
 
         struct htab children;           /* pid -> struct child */
-        int exit_signal;                /* workers announce their exit with it */
-        int self_pidfd;                 /* ... to this pidfd of the master; -1 = they cannot */
+        int exit_signal;                /* the kernel reports a worker's exit with it */
+        sigset_t exit_mask;
         sigset_t worker_poll_mask;      /* a worker's mask while it waits in ppoll() */
-        pid_t *pending;                 /* announced exits not yet reapable */
-        size_t n_pending, cap_pending;
         uint64_t next_sweep;
         struct source_table sources;
         uint64_t rate_tat;
@@ -277,24 +277,24 @@ static void log_resource_problem(struct master *m, uint64_t now, int err, const 
 /* ---- workers ---- */
 
 /*
- * Tells the master "I, this pid, am about to exit" with a queued realtime
- * signal, which (unlike SIGCHLD) never coalesces and names its sender: the
- * master can then reap exactly this pid. waitpid(-1) walks the master's
- * whole list of children on every call, which made each connection cost
- * more the more connections were held. The master's pidfd (inherited, not
- * opened per worker) makes sure the signal reaches the master and nobody
- * else, even if it died and its pid was reused meanwhile.
+ * fork() with another exit signal: the kernel tells the master of the
+ * worker's exit with the realtime signal exit_signal instead of SIGCHLD.
+ * Realtime signals are queued one per exit, never coalesced, and each names
+ * its worker, so the master reaps exactly that pid (waitid(P_PID) is O(1);
+ * waitpid(-1) walks every child on each call, which made each connection
+ * cost more the more connections were held). Such children are waited for
+ * with __WALL. As with _Fork(), no atfork handlers run: the master is
+ * single-threaded, so no lock can be held across it.
  */
-static void announce_exit(const struct master *m) {
-        if (m->self_pidfd >= 0)
-                (void) pidfd_send_signal(m->self_pidfd, m->exit_signal, NULL, 0);
+static pid_t fork_worker(int exit_signal) {
+        return (pid_t) syscall(SYS_clone, (unsigned long) exit_signal, NULL, NULL, NULL, 0UL);
 }
 
 static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer,
                                   const struct listener *l) {
-        /* The worker keeps its connection, stdio, the journal socket and the
-         * master's pidfd only: not the listeners, the epoll set or the signalfd. */
-        const int keep[] = { fd, log_journal_fd(), m->self_pidfd };
+        /* The worker keeps its connection, stdio and the journal socket
+         * only: not the listeners, the epoll set or the signalfd. */
+        const int keep[] = { fd, log_journal_fd() };
         int code;
 
         (void) close_all_fds_except(keep, ARRAY_SIZE(keep));
@@ -306,7 +306,6 @@ static _noreturn_ void run_worker(struct master *m, int fd, const struct sockadd
                 .local_port = sockaddr_port(&l->addr),
                 .poll_mask = &m->worker_poll_mask,
         });
-        announce_exit(m);
         _exit(code);
 }
 
@@ -372,11 +371,7 @@ static void spawn(struct master *m, int fd, const struct sockaddr_any *peer, con
         }
         (void) gcra_allow(&s->tat, now, c->rate_limit_per_source, c->rate_limit_per_source_burst);
 
-        /* _Fork(): the master is single-threaded, so no lock can be held
-         * across it, and fork()'s extra work (atfork handlers, resetting the
-         * dynamic linker's and libc's locks in the child) only dirtied two
-         * more pages per worker (8 KiB of its memory) and cost time. */
-        pid = _Fork();
+        pid = fork_worker(m->exit_signal);
         if (pid < 0) {
                 int err = errno;
                 sources_release(&m->sources, s, now);
@@ -498,48 +493,22 @@ static int status_from_siginfo(const siginfo_t *si) {
         return si->si_status | (si->si_code == CLD_DUMPED ? WCOREFLAG : 0);
 }
 
-/* Reaps pid if it has exited: O(1), unlike waitpid(-1). Returns false
- * while it is still running. */
-static bool reap_pid(struct master *m, pid_t pid) {
+/* Reaps pid if it has exited: O(1), unlike waitpid(-1). */
+static void reap_pid(struct master *m, pid_t pid) {
         siginfo_t si = {};
 
-        if (waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG) < 0)
-                return true;    /* ECHILD: reaped already, or not ours */
-        if (si.si_pid == 0)
-                return false;
+        if (waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG | __WALL) < 0 || si.si_pid == 0)
+                return;         /* ECHILD: reaped already, or not ours; or still running */
         child_exited(m, pid, status_from_siginfo(&si));
-        return true;
 }
 
-/* A worker may announce its exit a moment before it has exited. */
-static void add_pending(struct master *m, pid_t pid) {
-        if (m->n_pending == m->cap_pending) {
-                size_t cap = m->cap_pending ? m->cap_pending * 2 : 64;
-                pid_t *p = realloc(m->pending, cap * sizeof *p);
-                if (!p)
-                        return;         /* the once-a-second sweep reaps it */
-                m->pending = p;
-                m->cap_pending = cap;
-        }
-        m->pending[m->n_pending++] = pid;
-}
-
-static void reap_pending(struct master *m) {
-        size_t kept = 0;
-
-        for (size_t i = 0; i < m->n_pending; i++)
-                if (!reap_pid(m, m->pending[i]))
-                        m->pending[kept++] = m->pending[i];
-        m->n_pending = kept;
-}
-
-/* The full sweep: signals coalesce, so one SIGCHLD may stand for many
- * children, and a worker killed from outside announces nothing. Run while
- * stopping and once a second, not per connection. */
+/* The full sweep, for exits whose signal was lost (the kernel drops a
+ * realtime signal it cannot allocate memory for). Run while stopping and
+ * once a second, not per connection. */
 static void reap_children(struct master *m) {
         for (;;) {
                 int status;
-                pid_t pid = waitpid(-1, &status, WNOHANG);
+                pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
                 if (pid == 0)
                         return;
                 if (pid < 0) {
@@ -750,12 +719,30 @@ static void check_stop_deadline(struct master *m, uint64_t now) {
 
 /* ---- the loop ---- */
 
+/*
+ * Workers' exits. signalfd(2) reports the kernel's siginfo of a realtime
+ * exit signal in the layout of SIGPOLL, without the pid; sigtimedwait()
+ * hands over the whole siginfo. exit_fd only wakes the loop.
+ */
+static void reap_exited(struct master *m) {
+        static const struct timespec zero;
+        siginfo_t si;
+
+        for (;;) {
+                if (sigtimedwait(&m->exit_mask, &si, &zero) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return;         /* EAGAIN: none left */
+                }
+                reap_pid(m, si.si_pid);
+        }
+}
+
 static int handle_signals(struct master *m) {
         struct signalfd_siginfo si[16];
-        bool chld = false, hup = false, usr1 = false;
+        bool hup = false, usr1 = false;
         int term = 0;
 
-        reap_pending(m);
         for (;;) {
                 ssize_t n = read(m->signal_fd, si, sizeof si);
                 if (n < 0) {
@@ -768,26 +755,16 @@ static int handle_signals(struct master *m) {
                 for (size_t i = 0; i < (size_t) n / sizeof si[0]; i++)
                         switch (si[i].ssi_signo) {
                         case SIGCHLD:
-                                chld = true;
-                                /* This one names a child; others may have coalesced into it. */
-                                if (!reap_pid(m, (pid_t) si[i].ssi_pid))
-                                        add_pending(m, (pid_t) si[i].ssi_pid);
+                                /* Not a worker's exit (theirs is exit_signal): a
+                                 * worker stopped or continued, or another child. */
+                                reap_pid(m, (pid_t) si[i].ssi_pid);
                                 break;
                         case SIGHUP: hup = true; break;
                         case SIGUSR1: usr1 = true; break;
                         case SIGTERM:
                         case SIGINT: term = (int) si[i].ssi_signo; break;
-                        default:
-                                if ((int) si[i].ssi_signo == m->exit_signal &&
-                                    htab_get(&m->children, &(pid_t) { (pid_t) si[i].ssi_pid }) &&
-                                    !reap_pid(m, (pid_t) si[i].ssi_pid))
-                                        add_pending(m, (pid_t) si[i].ssi_pid);
                         }
         }
-        if (chld)
-                reap_pending(m);
-        if (chld && m->stopping)
-                reap_children(m);
         if (usr1)
                 log_status(m);
         if (hup && !m->stopping && !term)
@@ -855,6 +832,9 @@ static int event_loop(struct master *m) {
 
                 /* Signals first: reaping must keep up with accepting. */
                 bool changed = false;
+                for (int i = 0; i < n; i++)
+                        if (ev[i].data.u64 == EXIT_TAG)
+                                reap_exited(m);
                 for (int i = 0; i < n; i++)
                         if (ev[i].data.u64 == SIGNAL_TAG) {
                                 r = handle_signals(m);
@@ -973,6 +953,8 @@ static int setup(struct master *m) {
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGUSR1);
         m->exit_signal = SIGRTMIN;
+        sigemptyset(&m->exit_mask);
+        sigaddset(&m->exit_mask, m->exit_signal);
         sigaddset(&mask, m->exit_signal);
         if (sigprocmask(SIG_BLOCK, &mask, &m->saved_mask) < 0)
                 return log_error_errno(errno, "cannot block signals: %m");
@@ -986,18 +968,18 @@ static int setup(struct master *m) {
         sigorset(&m->worker_poll_mask, &m->saved_mask, &mask);
         sigdelset(&m->worker_poll_mask, SIGTERM);
         sigdelset(&m->worker_poll_mask, SIGINT);
-        m->self_pidfd = pidfd_open(getpid(), 0);
-        if (m->self_pidfd < 0)
-                log_warning_errno(errno, "cannot open a pidfd for the master (%m): exited workers are reaped "
-                                  "by the once-a-second sweep, so they count against the limits until then");
 
+        m->exit_fd = signalfd(-1, &m->exit_mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        sigdelset(&mask, m->exit_signal);
         m->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-        if (m->signal_fd < 0)
+        if (m->signal_fd < 0 || m->exit_fd < 0)
                 return log_error_errno(errno, "cannot create a signalfd: %m");
         m->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         if (m->epoll_fd < 0)
                 return log_error_errno(errno, "cannot create an epoll instance: %m");
-        if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->signal_fd, &ev) < 0)
+        if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->signal_fd, &ev) < 0 ||
+            epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->exit_fd,
+                      &(struct epoll_event) { .events = EPOLLIN, .data.u64 = EXIT_TAG }) < 0)
                 return log_error_errno(errno, "cannot watch the signalfd: %m");
 
         /* Small at first: the table grows with the number of workers. */
@@ -1025,7 +1007,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
                 .args = args,
                 .epoll_fd = -1,
                 .signal_fd = -1,
-                .self_pidfd = -1,
+                .exit_fd = -1,
                 .ready_fd = args->ready_fd,
         };
         struct privs_result pr;
@@ -1106,7 +1088,7 @@ out:
         if (n_active(&m) > 0) {
                 /* Failing out of the loop: do not leave workers behind. */
                 signal_children(&m, SIGKILL);
-                while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+                while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
                         ;
         }
         if (r >= 0) {
@@ -1120,11 +1102,10 @@ out:
                 (void) unlink(args->pid_file);
         free(m.listeners);
         htab_done(&m.children);
-        free(m.pending);
         sources_done(&m.sources);
         safe_close(m.epoll_fd);
         safe_close(m.signal_fd);
-        safe_close(m.self_pidfd);
+        safe_close(m.exit_fd);
         config_free(m.cfg);
         return r < 0 ? 1 : 0;
 }

@@ -129,8 +129,8 @@ class DescriptorsTest(EchodTestCase):
 
         class Limited(Echod):
             def start(self, wait_ready=True, prefix=()):
-                # stdio, listener, signalfd, epoll, the master's own pidfd
-                # (workers inherit it), one connection at a time.
+                # stdio, listener, the signalfds of control signals and of
+                # workers' exits, epoll, one connection at a time.
                 return super().start(wait_ready, prefix=[prlimit, "--nofile=8:1024"])
         d = Limited("max_connections_per_source = 0\n")
         self.addCleanup(d.close)

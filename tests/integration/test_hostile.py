@@ -13,8 +13,8 @@ import struct
 import threading
 import time
 
-from echodtest import (EchodTestCase, connect, free_port, is_refused, keep_draining, main,
-                       read_exactly, recv_all, wait_until)
+from echodtest import (EchodTestCase, connect, echo, free_port, is_refused, keep_draining, main,
+                       proc_state, read_exactly, recv_all, wait_until)
 
 # 1 GiB through one connection. Measured on the 2-CPU CI machine: see
 # test_one_gib; override with ECHOD_BIG_BYTES to try other sizes.
@@ -210,6 +210,29 @@ class WorkerFateTest(EchodTestCase):
         d.wait_workers(0)
         self.assertEqual(d.zombies(), [])
         # A clean stop: exit 0 (under ASan/LSan also: no errors, no leaks).
+        self.assertEqual(d.stop(), 0)
+
+    def test_stopped_and_continued_worker_is_not_mistaken_for_an_exit(self):
+        # A stop or continue reaches the master as SIGCHLD (workers' exits
+        # come as another signal): nothing is reaped or counted for it.
+        d = self.echod("max_connections_per_source = 1\n")
+        s = connect(d.port)
+        s.sendall(b"a")
+        self.assertEqual(read_exactly(s, 1), b"a")
+        worker = d.wait_workers(1) and d.workers()[0]
+        os.kill(worker, signal.SIGSTOP)
+        wait_until(lambda: proc_state(worker) == "T", what="worker %d stopped" % worker)
+        os.kill(worker, signal.SIGCONT)
+        wait_until(lambda: proc_state(worker) in ("S", "R"), what="worker %d running again" % worker)
+        # Still counted against the per-source limit, and still serving.
+        with connect(d.port) as extra:
+            self.assertTrue(is_refused(extra), "2nd connection from one source")
+        s.sendall(b"b")
+        self.assertEqual(read_exactly(s, 1), b"b")
+        s.close()
+        d.wait_workers(0)
+        self.assertEqual(echo(d.port, b"next"), b"next")
+        self.assertNotRegex(d.read_log(), r"killed by signal|unexpected status")
         self.assertEqual(d.stop(), 0)
 
     def test_500_children_exit_at_once(self):

@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * LD_PRELOAD shim for the exhaustion tests: makes fork() and _Fork() (what
- * echod's master calls) fail with EAGAIN, as they do when RLIMIT_NPROC or
- * the cgroup's pids.max is reached.
+ * LD_PRELOAD shim for the exhaustion tests: makes fork(), _Fork() and
+ * syscall(SYS_clone) (what echod's master calls, for its exit signal) fail
+ * with EAGAIN, as they do when RLIMIT_NPROC or the cgroup's pids.max is
+ * reached.
  *
  *   FAILFORK_EVERY=N   every Nth fork of the process fails
  *   FAILFORK_FILE=P    every fork fails while the file P exists
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -52,4 +55,26 @@ pid_t _Fork(void) {
                 return -1;
         }
         return call_real("_Fork");
+}
+
+/* echod passes at most five arguments to syscall(): read no more than
+ * were passed. */
+long syscall(long number, ...) {
+        long (*real)(long, ...) = (long (*)(long, ...)) dlsym(RTLD_NEXT, "syscall");
+        long a[5];
+        va_list ap;
+
+        va_start(ap, number);
+        for (int i = 0; i < 5; i++)
+                a[i] = va_arg(ap, long);
+        va_end(ap);
+        if ((number == SYS_clone || number == SYS_clone3) && should_fail()) {
+                errno = EAGAIN;
+                return -1;
+        }
+        if (!real) {
+                errno = ENOSYS;
+                return -1;
+        }
+        return real(number, a[0], a[1], a[2], a[3], a[4]);
 }
