@@ -13,6 +13,11 @@ extern char **environ;
 
 static char *title_start;
 static size_t title_size;
+/* How much of the area may hold something other than NULs: all of it until
+ * the first title is set, then the current title. A forked worker setting
+ * its own title then writes only the bytes it needs, not the whole old
+ * argv and environment (which made it copy their pages). */
+static size_t title_used;
 /* The moved environment strings, kept reachable for the life of the process
  * (unsetenv() drops them from environ, e.g. sd_listen_fds() does). */
 static char **env_strings;
@@ -51,7 +56,7 @@ void proctitle_init(int argc, char **argv) {
         environ = env;
 
         title_start = start;
-        title_size = (size_t) (end - start);
+        title_size = title_used = (size_t) (end - start);
 }
 
 void proctitle_set_text(const char *title) {
@@ -62,5 +67,7 @@ void proctitle_set_text(const char *title) {
         n = strnlen(title, title_size - 1);
         memcpy(title_start, title, n);
         /* Clear the rest so ps shows no leftovers. */
-        memset(title_start + n, 0, title_size - n);
+        if (title_used > n)
+                memset(title_start + n, 0, title_used - n);
+        title_used = n;
 }
