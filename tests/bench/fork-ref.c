@@ -7,8 +7,11 @@
  *
  * Built twice by tests/bench/run: "fork-ref" with libc only, and
  * "fork-ref-libs" also linked with libsystemd and libconfuse (and so with
- * everything libsystemd needs), which is what every process echod forks
- * from carries: fork() and exit() cost more the more mappings a process has.
+ * everything libsystemd needs), as echod is, and, as echod does
+ * (src/image.c), marking those libraries MADV_DONTFORK so that children do
+ * not get them: the floor for a process that must link what echod links.
+ * fork() and exit() cost more the more mappings a process has, and a
+ * mapping left out still costs fork() a little.
  *
  * usage: fork-ref ADDR PORT
  */
@@ -16,13 +19,39 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #ifdef WITH_LIBS
 #include <confuse.h>
+#include <link.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <systemd/sd-daemon.h>
+
+/* What echod leaves out of its workers when they log to stderr. */
+static int leave_out(struct dl_phdr_info *info, size_t size, void *userdata) {
+        static const char *const names[] = { "libconfuse.so.", "libcap.so.", "libgcrypt.so.", "libgpg-error.so.",
+                                             "liblzma.so.", "libzstd.so.", "liblz4.so.", "libsystemd.so." };
+        const char *base = strrchr(info->dlpi_name, '/');
+        bool match = false;
+
+        (void) size;
+        (void) userdata;
+        base = base ? base + 1 : info->dlpi_name;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+                match = match || strncmp(base, names[i], strlen(names[i])) == 0;
+        for (unsigned i = 0; match && i < info->dlpi_phnum; i++) {
+                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+                uintptr_t start = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t) 4095;
+                uintptr_t end = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + 4095) & ~(uintptr_t) 4095;
+                if (ph->p_type == PT_LOAD)
+                        (void) madvise((void *) start, end - start, MADV_DONTFORK);
+        }
+        return 0;
+}
 #endif
 
 int main(int argc, char **argv) {
@@ -38,6 +67,7 @@ int main(int argc, char **argv) {
         cfg_opt_t opts[] = { CFG_END() };
         cfg_free(cfg_init(opts, 0));
         (void) sd_listen_fds(0);
+        (void) dl_iterate_phdr(leave_out, NULL);
 #endif
         a.sin_port = htons((uint16_t) atoi(argv[2]));
         l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
