@@ -76,6 +76,20 @@ def open_fds(pid):
     return sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
 
 
+def fd_targets(pid):
+    """{fd: readlink target} of pid; {} if it is gone meanwhile."""
+    out = {}
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                out[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except FileNotFoundError:
+                pass
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
+    return out
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

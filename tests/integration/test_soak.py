@@ -14,7 +14,7 @@ import select
 import socket
 import time
 
-from echodtest import (EchodTestCase, children_of, cmdline, cpu_seconds, echo, keep_draining, main,
+from echodtest import (EchodTestCase, children_of, cmdline, cpu_seconds, echo, fd_targets, keep_draining, main,
                        rss_kib, wait_until)
 
 # 200,000 connections take 40-75 s on an idle 2-CPU machine (2,700-5,300/s,
@@ -23,20 +23,6 @@ SOAK_COUNT = int(os.environ.get("ECHOD_SOAK_COUNT", "200000"))
 SOAK_SECONDS = float(os.environ.get("ECHOD_SOAK_SECONDS", "180"))
 SOAK_MIN = int(os.environ.get("ECHOD_SOAK_MIN", "20000"))
 CONCURRENCY = 16
-
-
-def fd_targets(pid):
-    """{fd: readlink target} of pid; {} if it is gone meanwhile."""
-    out = {}
-    try:
-        for fd in os.listdir("/proc/%d/fd" % pid):
-            try:
-                out[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-            except FileNotFoundError:
-                pass
-    except (FileNotFoundError, ProcessLookupError):
-        return {}
-    return out
 
 
 class Soak:

@@ -2,23 +2,33 @@
 """SIGTERM/SIGINT drain: STOPPING=1, listeners closed at once, workers flush
 what they read and close, stragglers are killed after shutdown_timeout."""
 import os
+import select
 import signal
 import socket
 import time
 
-from echodtest import EchodTestCase, connect, main, read_exactly, recv_all, wait_until
+from echodtest import TIMEOUT, EchodTestCase, connect, main, read_exactly, recv_all, wait_until
 
 
 def stall(s):
     """Makes s a client that never reads, with more pending than the socket
-    buffers hold: its worker cannot finish flushing."""
+    buffers hold: its worker cannot finish flushing. It sends until its
+    socket stays full, that is until the worker, unable to write back, has
+    stopped reading (how much that takes depends on the socket buffers and
+    on how the worker holds what it read)."""
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.setblocking(False)
-    try:
-        for _ in range(4096):
-            s.send(b"w" * 65536)
-    except BlockingIOError:
-        pass
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            while True:
+                s.send(b"w" * 65536)
+        except BlockingIOError:
+            pass
+        _, writable, _ = select.select([], [s], [], 0.5)
+        if not writable:
+            return
+    raise AssertionError("the worker kept reading from a client that never reads")
 
 
 class StopTest(EchodTestCase):
