@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The echo loop and the worker process around one connection. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -17,7 +15,6 @@
 #include "worker.h"
 
 #define ECHO_BUFFER_SIZE (64 * 1024)
-#define STREAM_PIPE_SIZE (256 * 1024)
 #define PAYLOAD_LOG_BYTES 256
 #define BUSY_CHECK_USEC (100 * USEC_PER_MSEC)
 #define JOURNAL_SYNC_USEC (250 * USEC_PER_MSEC)
@@ -92,64 +89,11 @@ static void finish(struct echo_result *ret, enum close_reason reason, int err) {
         ret->error = err;
 }
 
-/*
- * What has been read and not yet written back: in echo_buffer, or, once a
- * connection streams (a read filled the whole buffer), in a pipe through
- * which splice(2) moves the data from one socket buffer to the other
- * without copying it to user space and back. Short sessions never make
- * the pipe.
- */
-struct inflight {
-        int pipe[2];            /* -1 while echo_buffer is used */
-        size_t cap;             /* what one read may take */
-        size_t off, len;        /* echo_buffer: [off, off + len); pipe: len bytes */
-};
-
-static bool is_socket(int fd) {
-        struct stat st;
-
-        return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-/* Switches to the pipe if it can; nothing may be pending in echo_buffer. */
-static void start_streaming(struct inflight *f) {
-        if (pipe2(f->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-                f->pipe[0] = f->pipe[1] = -1;
-                return;         /* stay with echo_buffer */
-        }
-        int size = fcntl(f->pipe[1], F_SETPIPE_SZ, STREAM_PIPE_SIZE);
-        if (size < 0)
-                size = fcntl(f->pipe[1], F_GETPIPE_SZ);
-        f->cap = size > 0 ? (size_t) size : 4096;
-}
-
-static void stop_streaming(struct inflight *f) {
-        f->pipe[0] = safe_close(f->pipe[0]);
-        f->pipe[1] = safe_close(f->pipe[1]);
-}
-
-static ssize_t fill(struct inflight *f, int in_fd, size_t want) {
-        if (f->pipe[1] >= 0)
-                return splice(in_fd, NULL, f->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        return read(in_fd, echo_buffer, want);
-}
-
-static ssize_t drain(struct inflight *f, int out_fd) {
-        ssize_t n;
-
-        if (f->pipe[0] >= 0)
-                return splice(f->pipe[0], NULL, out_fd, NULL, f->len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        n = send(out_fd, echo_buffer + f->off, f->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && errno == ENOTSOCK)
-                n = write(out_fd, echo_buffer + f->off, f->len);
-        return n;
-}
-
-static void echo_loop_inflight(int in_fd, int out_fd, const struct echo_limits *limits,
-                               const sigset_t *poll_mask, struct echo_result *ret, struct inflight *f) {
+void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
+               const sigset_t *poll_mask, struct echo_result *ret) {
         uint64_t start = now_usec(CLOCK_MONOTONIC), last_progress = start;
-        /* log_payload needs the bytes in user space. */
-        bool eof = false, tried_splice = limits->log_payload, streaming = false;
+        size_t off = 0, len = 0;
+        bool eof = false;
 
         uint64_t last_check = start;
 
@@ -171,11 +115,13 @@ static void echo_loop_inflight(int in_fd, int out_fd, const struct echo_limits *
                                 worker_stop = 1;
                 }
 
-                if (f->len > 0) {
-                        n = drain(f, out_fd);
+                if (len > 0) {
+                        n = send(out_fd, echo_buffer + off, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (n < 0 && errno == ENOTSOCK)
+                                n = write(out_fd, echo_buffer + off, len);
                         if (n > 0) {
-                                f->off += (size_t) n;
-                                f->len -= (size_t) n;
+                                off += (size_t) n;
+                                len -= (size_t) n;
                                 ret->bytes += (uint64_t) n;
                                 last_progress = now_usec(CLOCK_MONOTONIC);
                                 continue;
@@ -201,26 +147,16 @@ static void echo_loop_inflight(int in_fd, int out_fd, const struct echo_limits *
                         finish(ret, CLOSE_SHUTDOWN, 0);
                         return;
                 } else {
-                        if (streaming && f->pipe[0] < 0) {
-                                streaming = false;
-                                start_streaming(f);
-                        }
-                        size_t want = f->cap;
+                        size_t want = sizeof echo_buffer;
                         if (limits->max_bytes > 0 && limits->max_bytes - ret->bytes < want)
                                 want = (size_t) (limits->max_bytes - ret->bytes);
-                        n = fill(f, in_fd, want);
+                        n = read(in_fd, echo_buffer, want);
                         if (n > 0) {
-                                f->off = 0;
-                                f->len = (size_t) n;
+                                off = 0;
+                                len = (size_t) n;
                                 last_progress = now_usec(CLOCK_MONOTONIC);
                                 if (limits->log_payload)
-                                        log_payload(echo_buffer, f->len);
-                                /* A full buffer: this client streams; use the pipe
-                                 * once this buffer has been written back. */
-                                else if (!tried_splice && (size_t) n == sizeof echo_buffer) {
-                                        tried_splice = true;
-                                        streaming = is_socket(in_fd) && is_socket(out_fd);
-                                }
+                                        log_payload(echo_buffer, len);
                                 continue;
                         }
                         if (n == 0) {
@@ -264,15 +200,6 @@ static void echo_loop_inflight(int in_fd, int out_fd, const struct echo_limits *
                 /* Timeouts and stop requests are checked at the top of the loop. */
         }
 }
-
-void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
-               const sigset_t *poll_mask, struct echo_result *ret) {
-        struct inflight f = { .pipe = { -1, -1 }, .cap = sizeof echo_buffer };
-
-        echo_loop_inflight(in_fd, out_fd, limits, poll_mask, ret, &f);
-        stop_streaming(&f);
-}
-
 
 static void on_stop_signal(int sig) {
         (void) sig;
