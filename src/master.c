@@ -503,8 +503,8 @@ static void reap_pid(struct master *m, pid_t pid) {
 }
 
 /* The full sweep, for exits whose signal was lost (the kernel drops a
- * realtime signal it cannot allocate memory for). Run while stopping and
- * once a second, not per connection. */
+ * realtime signal it cannot allocate memory for). Run once a second while
+ * workers run, not per connection. */
 static void reap_children(struct master *m) {
         for (;;) {
                 int status;
