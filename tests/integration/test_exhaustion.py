@@ -343,6 +343,7 @@ class FloodTest(EchodTestCase):
                 counts[m.group(2)] = counts.get(m.group(2), 0) + int(m.group(1))
                 lines += 1
             return lines, counts, text
+
         def all_counted():
             r = refusals_logged()
             return r if sum(r[1].values()) == total - limit else None
