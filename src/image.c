@@ -12,8 +12,9 @@
  * Only those libraries, known by name, are left out: anything else loaded
  * (an LD_PRELOAD interposer around fork() or malloc(), say) stays, since a
  * worker may run its code. libsystemd itself stays when workers log to the
- * journal. Sanitizer builds keep everything: their error reports walk every
- * loaded object.
+ * journal. AddressSanitizer builds (and clang's UndefinedBehaviorSanitizer
+ * ones, where the compiler says so) keep everything: their error reports
+ * walk every loaded object.
  */
 #include <elf.h>
 #include <errno.h>
