@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * LD_PRELOAD shim for the exhaustion tests: makes fork(), _Fork() and
- * syscall(SYS_clone) (what echod's master calls, for its exit signal) fail
- * with EAGAIN, as they do when RLIMIT_NPROC or the cgroup's pids.max is
- * reached.
+ * LD_PRELOAD shim for the exhaustion tests: makes syscall(SYS_clone) (how
+ * echod's master forks a worker, for its exit signal) and fork() fail with
+ * EAGAIN, as they do when RLIMIT_NPROC or the cgroup's pids.max is reached.
  *
  *   FAILFORK_EVERY=N   every Nth fork of the process fails
  *   FAILFORK_FILE=P    every fork fails while the file P exists
@@ -47,14 +46,6 @@ pid_t fork(void) {
                 return -1;
         }
         return call_real("fork");
-}
-
-pid_t _Fork(void) {
-        if (should_fail()) {
-                errno = EAGAIN;
-                return -1;
-        }
-        return call_real("_Fork");
 }
 
 /* echod passes at most five arguments to syscall(): read no more than
