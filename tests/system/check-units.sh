@@ -5,7 +5,7 @@
 # (systemd-analyze verify prints nothing), echod.service stays at an
 # exposure of 1.5 or lower (systemd-analyze security), the socket-activation
 # drop-in and the inetd template are rated too, and the journal catalog
-# parses and explains every MESSAGE_ID of src/log-ids.h.
+# parses and explains every MESSAGE_ID of src/echod/log-ids.h.
 #
 # Usage: check-units.sh [SOURCE_DIR]. Exit 0 passed, 1 failed, 77 skipped
 # (no systemd-analyze/journalctl, and CI is not true).
@@ -70,14 +70,14 @@ out=$(journalctl --root="$tmp/root" --update-catalog 2>&1) || fail "journalctl -
 [[ -z $out ]] || fail "journalctl --update-catalog complains: $out"
 listed=$(journalctl --root="$tmp/root" --list-catalog 2>/dev/null | cut -d' ' -f1)
 n=0
-for id in $(sed -n 's/^#define ECHOD_MID_[A-Z0-9_]* *"\([0-9a-f]\{32\}\)".*/\1/p' "$SRCDIR/src/log-ids.h"); do
+for id in $(sed -n 's/^#define ECHOD_MID_[A-Z0-9_]* *"\([0-9a-f]\{32\}\)".*/\1/p' "$SRCDIR/src/echod/log-ids.h"); do
         n=$((n + 1))
-        grep -qx "$id" <<<"$listed" || fail "MESSAGE_ID $id (src/log-ids.h) has no catalog entry"
+        grep -qx "$id" <<<"$listed" || fail "MESSAGE_ID $id (src/echod/log-ids.h) has no catalog entry"
 done
-((n > 0)) || fail "no MESSAGE_IDs found in src/log-ids.h"
+((n > 0)) || fail "no MESSAGE_IDs found in src/echod/log-ids.h"
 for id in $listed; do
-        grep -q "\"$id\"" "$SRCDIR/src/log-ids.h" || fail "catalog entry $id is not in src/log-ids.h"
+        grep -q "\"$id\"" "$SRCDIR/src/echod/log-ids.h" || fail "catalog entry $id is not in src/echod/log-ids.h"
 done
-echo "ok: echod.catalog parses and explains all $n MESSAGE_IDs of src/log-ids.h"
+echo "ok: echod.catalog parses and explains all $n MESSAGE_IDs of src/echod/log-ids.h"
 
 exit "$failed"

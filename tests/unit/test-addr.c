@@ -10,7 +10,7 @@
 
 #include "addr.h"
 #include "unit.h"
-#include "util.h"
+#include "macro.h"
 
 static struct sockaddr_any parse_ok(const char *s) {
         struct sockaddr_any a;

@@ -12,7 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "unit.h"
-#include "util.h"
+#include "fd-util.h"
 
 #define SEC(n) ((uint64_t) (n) * USEC_PER_SEC)
 

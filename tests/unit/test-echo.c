@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "unit.h"
-#include "util.h"
+#include "fd-util.h"
 #include "worker.h"
 
 #define MSEC(n) ((uint64_t) (n) * USEC_PER_MSEC)

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "htab.h"
-#include "limits.h"
+#include "sources.h"
 #include "unit.h"
-#include "util.h"
+#include "macro.h"
 
 #define SEC(n) ((uint64_t) (n) * USEC_PER_SEC)
 #define T0 SEC(1000)            /* a monotonic "now" well past zero */

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "unit.h"
-#include "util.h"
+#include "fd-util.h"
+#include "parse.h"
+#include "strbuf.h"
 
 #define SEC(n) ((uint64_t) (n) * USEC_PER_SEC)
 

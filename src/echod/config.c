@@ -22,7 +22,8 @@
 
 #include "config.h"
 #include "log.h"
-#include "util.h"
+#include "fd-util.h"
+#include "parse.h"
 
 /* A raw value and where it came from. */
 struct cval {

@@ -23,8 +23,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "image.h"
-#include "util.h"
+#include "fork-trim.h"
+#include "macro.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -93,7 +93,7 @@ static int trim_object(struct dl_phdr_info *info, size_t size, void *userdata) {
         return 0;
 }
 
-int image_trim_for_workers(bool workers_use_journal, size_t *ret_objects) {
+int fork_trim_libraries(bool workers_use_journal, size_t *ret_objects) {
         struct trim t = {
                 .keep_libsystemd = workers_use_journal,
                 .page = (uintptr_t) sysconf(_SC_PAGESIZE),

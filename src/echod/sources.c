@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "limits.h"
-#include "util.h"
+#include "sources.h"
+#include "macro.h"
 
 static uint64_t gcra_next(uint64_t tat, uint64_t now, unsigned rate) {
         return (tat > now ? tat : now) + USEC_PER_SEC / rate;

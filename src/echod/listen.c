@@ -8,7 +8,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "listen.h"
-#include "util.h"
+#include "fd-util.h"
 
 static bool is_any6(const struct sockaddr_any *a) {
         return a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);

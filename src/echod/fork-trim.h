@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* What of the master's address space a forked worker gets (see image.c). */
+/* What of the master's address space a forked worker gets (see fork-trim.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -11,4 +11,4 @@
  * *ret_objects to how many objects were left out. Returns 0 or -errno;
  * a failure only costs speed.
  */
-int image_trim_for_workers(bool workers_use_journal, size_t *ret_objects);
+int fork_trim_libraries(bool workers_use_journal, size_t *ret_objects);

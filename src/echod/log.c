@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Where log records go (journal or stderr), level filtering and rate limits. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,8 +13,10 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "strbuf.h"
 
 #define MAX_FIELDS 32
 

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "util.h"
+#include "fd-util.h"
 
 int daemon_detach(void) {
         int p[2];

@@ -21,15 +21,16 @@
 #include "daemon.h"
 #include "echod-config.h"
 #include "htab.h"
-#include "image.h"
-#include "limits.h"
+#include "fork-trim.h"
+#include "sources.h"
 #include "listen.h"
 #include "log.h"
 #include "master.h"
 #include "notify.h"
 #include "privs.h"
 #include "proctitle.h"
-#include "util.h"
+#include "fd-util.h"
+#include "parse.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH 32                         /* per listener per wake-up */
@@ -1054,7 +1055,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
 
         /* Last, once every library the master needs (NSS included) is loaded. */
         size_t trimmed;
-        r = image_trim_for_workers(log_get_target() == LOG_TARGET_JOURNAL, &trimmed);
+        r = fork_trim_libraries(log_get_target() == LOG_TARGET_JOURNAL, &trimmed);
         if (r < 0)
                 log_full_errno(LOG_DEBUG, r, "cannot leave unused libraries out of workers (%m); they are copied into each");
         else if (trimmed > 0)

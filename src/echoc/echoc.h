@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "util.h"       /* shared with echod: cleanup, clocks, parsers, loop_write */
+#include "fd-util.h"
 
 #define NSEC_PER_USEC UINT64_C(1000)
 #define NSEC_PER_SEC  UINT64_C(1000000000)

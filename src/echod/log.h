@@ -10,7 +10,7 @@
 #include <syslog.h>
 
 #include "log-ids.h"
-#include "util.h"
+#include "macro.h"
 
 enum log_target {
         LOG_TARGET_AUTO,

@@ -9,7 +9,7 @@
 #include <sys/un.h>
 
 #include "notify.h"
-#include "util.h"
+#include "fd-util.h"
 
 int notify_send(const char *format, ...) {
         struct sockaddr_un sun = { .sun_family = AF_UNIX };

@@ -11,7 +11,8 @@
 
 #include "log.h"
 #include "proctitle.h"
-#include "util.h"
+#include "macro.h"
+#include "strbuf.h"
 #include "worker.h"
 
 #define ECHO_BUFFER_SIZE (64 * 1024)

@@ -1,91 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Descriptor helpers and strict parsers for numbers, durations and sizes. */
-#include <dirent.h>
-#include <fcntl.h>
+/* Strict parsers for numbers, durations and sizes, and their formatting. */
 #include <inttypes.h>
 #include <stdio.h>
-#include <string.h>
 
-#include "util.h"
-
-int loop_write(int fd, const void *buf, size_t len) {
-        const char *p = buf;
-
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                p += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
-/* Sets or clears flag in the flags that get/set (F_GETFL/F_SETFL or F_GETFD/F_SETFD) manage. */
-static int fd_update_flag(int fd, int get, int set, int flag, bool on) {
-        int flags = fcntl(fd, get);
-        if (flags < 0)
-                return -errno;
-        int nflags = on ? flags | flag : flags & ~flag;
-        if (nflags != flags && fcntl(fd, set, nflags) < 0)
-                return -errno;
-        return 0;
-}
-
-int fd_set_nonblock(int fd, bool nonblock) {
-        return fd_update_flag(fd, F_GETFL, F_SETFL, O_NONBLOCK, nonblock);
-}
-
-int fd_set_cloexec(int fd, bool cloexec) {
-        return fd_update_flag(fd, F_GETFD, F_SETFD, FD_CLOEXEC, cloexec);
-}
-
-static bool kept(int fd, const int *keep, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (keep[i] == fd)
-                        return true;
-        return false;
-}
-
-int close_all_fds_except(const int *keep, size_t n) {
-        unsigned from = 3;
-
-        /* close_range() over the gaps between the kept descriptors, lowest first. */
-        for (;;) {
-                int next = -1;
-                for (size_t i = 0; i < n; i++)
-                        if (keep[i] >= (int) from && (next < 0 || keep[i] < next))
-                                next = keep[i];
-                unsigned to = next < 0 ? ~0U : (unsigned) next - 1;
-                if (to >= from && close_range(from, to, 0) < 0)
-                        goto fallback;
-                if (next < 0)
-                        return 0;
-                from = (unsigned) next + 1;
-        }
-
-fallback:
-        /* Kernels before 5.9: walk the open descriptors instead. */
-        {
-                DIR *d = opendir("/proc/self/fd");
-                struct dirent *de;
-
-                if (!d)
-                        return -errno;
-                while ((de = readdir(d))) {
-                        int fd = atoi(de->d_name);
-                        if (de->d_name[0] != '.' && fd >= 3 && fd != dirfd(d) && !kept(fd, keep, n))
-                                (void) close(fd);
-                }
-                closedir(d);
-        }
-        return 0;
-}
+#include "parse.h"
 
 int parse_uint64_prefix(const char *s, const char **end, uint64_t *ret) {
         uint64_t v = 0;
@@ -207,28 +125,4 @@ void format_duration(char *buf, size_t size, uint64_t usec) {
                 snprintf(buf, size, "%" PRIu64 "m", s / 60);
         else
                 snprintf(buf, size, "%" PRIu64 "s", s);
-}
-
-void strbuf_add(struct strbuf *sb, const char *s) {
-        while (*s && sb->p < sb->end)
-                *sb->p++ = *s++;
-        *sb->p = '\0';
-}
-
-void strbuf_add_u64(struct strbuf *sb, uint64_t v) {
-        char digits[21], *d = digits + sizeof digits - 1;
-
-        *d = '\0';
-        do
-                *--d = (char) ('0' + v % 10);
-        while ((v /= 10) > 0);
-        strbuf_add(sb, d);
-}
-
-void strbuf_add_seconds(struct strbuf *sb, uint64_t usec) {
-        uint64_t ms = usec % USEC_PER_SEC / 1000;
-        char frac[5] = { '.', (char) ('0' + ms / 100), (char) ('0' + ms / 10 % 10), (char) ('0' + ms % 10), '\0' };
-
-        strbuf_add_u64(sb, usec / USEC_PER_SEC);
-        strbuf_add(sb, frac);
 }

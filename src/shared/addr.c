@@ -8,7 +8,8 @@
 #include <string.h>
 
 #include "addr.h"
-#include "util.h"
+#include "parse.h"
+#include "strbuf.h"
 
 static const uint8_t v4mapped_prefix[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
 
