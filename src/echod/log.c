@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Where log records go (journal or stderr), level filtering and rate limits. */
 #include <errno.h>
+#include <printf.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,10 +64,6 @@ int log_target_from_string(const char *s) {
 
 void log_set_level(int level) {
         log_max_level = level;
-}
-
-int log_get_level(void) {
-        return log_max_level;
 }
 
 int log_level_from_string(const char *s) {
@@ -241,6 +238,82 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
         vsnprintf(msg_field + MESSAGE_PREFIX_LEN, MESSAGE_MAX, format, ap);
         va_end(ap);
         emit(priority, mid, fields, msg_field, saved_errno);
+}
+
+/* Skips the arguments that format consumes, as vsnprintf() did with a copy. */
+static void va_format_advance(const char *format, va_list *ap) {
+        int types[16];
+        size_t n = parse_printf_format(format, ARRAY_SIZE(types), types);
+
+        for (size_t i = 0; i < n && i < ARRAY_SIZE(types); i++) {
+                if (types[i] & PA_FLAG_PTR) {
+                        (void) va_arg(*ap, void *);
+                        continue;
+                }
+                switch (types[i] & ~PA_FLAG_MASK) {
+                case PA_INT:
+                case PA_CHAR:
+                case PA_WCHAR:
+                        if (types[i] & PA_FLAG_LONG_LONG)
+                                (void) va_arg(*ap, long long);
+                        else if (types[i] & PA_FLAG_LONG)
+                                (void) va_arg(*ap, long);
+                        else
+                                (void) va_arg(*ap, int);
+                        break;
+                case PA_STRING:
+                case PA_WSTRING:
+                case PA_POINTER:
+                        (void) va_arg(*ap, void *);
+                        break;
+                case PA_FLOAT:
+                case PA_DOUBLE:
+                        if (types[i] & PA_FLAG_LONG_DOUBLE)
+                                (void) va_arg(*ap, long double);
+                        else
+                                (void) va_arg(*ap, double);
+                        break;
+                default:
+                        abort();        /* a format log_struct() callers never use */
+                }
+        }
+}
+
+void log_struct_internal(int priority, const char *format, ...) {
+        char msg_field[MESSAGE_PREFIX_LEN + MESSAGE_MAX] = MESSAGE_PREFIX, arena[LOG_STRUCT_FIELDS_MAX];
+        const char *fields[MAX_FIELDS + 1];
+        int saved_errno = errno;
+        size_t used = 0, nf = 0;
+        bool force = priority & LOG_FORCE;
+        va_list ap;
+
+        priority &= ~LOG_FORCE;
+        if (!force && priority > log_max_level)
+                return;
+
+        va_start(ap, format);
+        for (const char *f = format; f; f = va_arg(ap, const char *)) {
+                bool is_message = strncmp(f, MESSAGE_PREFIX, MESSAGE_PREFIX_LEN) == 0;
+                char *out = is_message ? msg_field : arena + used;
+                size_t room = is_message ? sizeof msg_field : sizeof arena - used;
+                va_list aq;
+                int n;
+
+                va_copy(aq, ap);
+                errno = saved_errno;            /* for %m */
+                n = room > 0 ? vsnprintf(out, room, f, aq) : -1;
+                va_end(aq);
+                va_format_advance(f, &ap);
+                if (is_message || n < 0 || nf == MAX_FIELDS)
+                        continue;
+                if ((size_t) n >= room)
+                        n = (int) room - 1;     /* cut off, still NUL-terminated */
+                fields[nf++] = out;
+                used += (size_t) n + 1;
+        }
+        va_end(ap);
+        fields[nf] = NULL;
+        emit(priority, NULL, fields, msg_field, saved_errno);
 }
 
 void log_record_text(int priority, bool force, const char *mid, const char *const *fields, const char *text) {

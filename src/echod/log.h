@@ -26,7 +26,6 @@ enum log_target log_get_target(void);
 int log_target_from_string(const char *s);
 
 void log_set_level(int level);
-int log_get_level(void);
 int log_level_from_string(const char *s);
 const char *log_level_to_string(int level);
 
@@ -44,6 +43,26 @@ void log_record(int priority, bool force, const char *mid, const char *const *fi
 
 /* The same with the message already formatted: no printf on this path. */
 void log_record_text(int priority, bool force, const char *mid, const char *const *fields, const char *text);
+
+/*
+ * One structured record, fields as arguments, in the spirit of systemd's
+ * log_struct():
+ *     log_struct(LOG_WARNING,
+ *                LOG_MESSAGE_ID(ECHOD_MID_CONN_REFUSED),
+ *                "REMOTE_ADDR=%s", host,
+ *                "SUPPRESSED=%" PRIu64, n,
+ *                LOG_MESSAGE("refused connection from %s", peer));
+ * Each argument is a printf format "KEY=..." followed by its values; the
+ * MESSAGE= one is the text on stderr. Or LOG_FORCE into the priority to skip
+ * the level filter. Fields are cut at LOG_STRUCT_FIELDS_MAX bytes in all.
+ * The worker does not use this: it logs through log_record_text(), without printf.
+ */
+#define LOG_FORCE 0x100
+#define LOG_STRUCT_FIELDS_MAX 4096
+#define LOG_MESSAGE(...) "MESSAGE=" __VA_ARGS__
+#define LOG_MESSAGE_ID(id) "MESSAGE_ID=" id
+void log_struct_internal(int priority, const char *format, ...);
+#define log_struct(priority, ...) log_struct_internal((priority), __VA_ARGS__, NULL)
 
 #define log_full(prio, ...) log_record((prio), false, NULL, NULL, __VA_ARGS__)
 #define log_error(...)   log_full(LOG_ERR, __VA_ARGS__)
