@@ -7,8 +7,9 @@
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
-#include "listen.h"
 #include "fd-util.h"
+#include "listen.h"
+#include "log.h"
 
 static bool is_any6(const struct sockaddr_any *a) {
         return a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
@@ -73,7 +74,6 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
                         return r;
                 }
                 l->fd = fd;
-                l->activated = true;
                 l->addr.len = sizeof l->addr.storage;
                 if (getsockname(fd, &l->addr.sa, &l->addr.len) < 0)
                         l->addr.len = 0;
@@ -86,4 +86,34 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
 
 void listener_close(struct listener *l) {
         l->fd = safe_close(l->fd);
+}
+
+int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n, bool *ret_activated) {
+        int bad_fd = -1, r;
+
+        *ret_activated = false;
+        r = listeners_from_systemd(ret, ret_n, &bad_fd);
+        if (r == -EBADMSG)
+                return log_error_errno(EINVAL, "descriptor %d passed by systemd is not a listening stream socket; refusing to start", bad_fd);
+        if (r < 0)
+                return log_error_errno(r, "cannot use the sockets passed by systemd: %m");
+        if (r > 0) {
+                *ret_activated = true;
+                for (size_t i = 0; i < *ret_n; i++)
+                        log_info("using socket %s passed by systemd", (*ret)[i].name);
+                log_info("socket activated: the 'listen' setting in %s is ignored", c->path);
+                return 0;
+        }
+
+        *ret = calloc(c->n_listen, sizeof **ret);
+        if (!*ret)
+                return log_error_errno(ENOMEM, "out of memory");
+        for (size_t i = 0; i < c->n_listen; i++) {
+                r = listener_open(&(*ret)[i], &c->listen[i].addr, c->backlog);
+                if (r < 0)
+                        return log_error_errno(r, "cannot listen on %s: %m", c->listen[i].text);
+                *ret_n = i + 1;
+                log_info("listening on %s", (*ret)[i].name);
+        }
+        return 0;
 }

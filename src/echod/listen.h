@@ -9,12 +9,12 @@
 #include <stddef.h>
 
 #include "addr.h"
+#include "config.h"
 
 struct listener {
         int fd;
         struct sockaddr_any addr;       /* what it is bound to */
         char name[ADDR_STR_MAX];        /* for logs */
-        bool activated;                 /* passed by systemd */
 };
 
 /* Binds and listens on addr ("[::]" is dual-stack); non-blocking, CLOEXEC.
@@ -27,3 +27,8 @@ int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned 
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd);
 
 void listener_close(struct listener *l);
+
+/* The listeners of c: those systemd passed (*ret_activated, and c's listen
+ * is ignored), or c's own, bound here. Logs each, and why it failed: then
+ * the ones already opened are in *ret, *ret_n of them, for the caller to close. */
+int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n, bool *ret_activated);

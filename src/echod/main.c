@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fd-util.h"
 #include "daemon.h"
 #include "echod-config.h"
 #include "log.h"

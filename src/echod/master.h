@@ -1,14 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The master process: one epoll loop over the listeners and a signalfd;
- * accepts, applies the limits, forks one worker per connection, reaps them,
- * reloads on SIGHUP, drains on SIGTERM, reports status on SIGUSR1.
+ * The master process: one epoll loop over the listeners, a signalfd and the
+ * workers' exit signals; it accepts, admits (admit.c), forks one worker per
+ * connection and reaps it (children.c), reloads on SIGHUP (reload.c), drains
+ * on SIGTERM, and reports status (status.c). struct master is the state
+ * those files share; master.c owns its life, the loop, signals and timers.
  */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 
+#include "admit.h"
 #include "config.h"
+#include "htab.h"
+#include "listen.h"
+#include "log.h"
+#include "sources.h"
 
 struct master_args {
         const char *config_path;
@@ -17,5 +26,54 @@ struct master_args {
         int ready_fd;                   /* daemon readiness pipe, or -1 */
 };
 
-/* Takes ownership of cfg. Returns the process exit code. */
+struct master {
+        struct config *cfg;
+        const struct master_args *args;
+
+        int epoll_fd;
+        int signal_fd;
+        int exit_fd;                    /* signalfd of exit_signal, only to wake the loop */
+        sigset_t saved_mask;
+
+        struct listener *listeners;
+        size_t n_listeners;
+        bool socket_activated;
+        bool watching;                  /* listeners are in the epoll set */
+        uint64_t paused_until;          /* 0 = not paused */
+
+        struct htab children;           /* pid -> struct child */
+        int exit_signal;                /* the kernel reports a worker's exit with it */
+        sigset_t exit_mask;
+        sigset_t worker_poll_mask;      /* a worker's mask while it waits in ppoll() */
+        bool have_caps;                 /* workers must drop them */
+        uint64_t next_sweep;
+        struct source_table sources;
+        uint64_t rate_tat;
+
+        uint64_t served;
+        uint64_t failed;                /* abnormal worker exits */
+        uint64_t refused[_REFUSED_MAX];
+        struct log_ratelimit refuse_rl[_REFUSED_MAX];
+        struct log_ratelimit resource_rl;
+
+        bool status_dirty;
+        uint64_t status_sent;
+        bool reload_failed;
+
+        bool stopping;
+        uint64_t stop_deadline;
+        bool killed;
+        int ready_fd;                   /* daemon readiness pipe until reported */
+};
+
+static inline unsigned master_active(const struct master *m) {
+        return (unsigned) m->children.len;
+}
+
+/* Adds the listeners to the epoll set or takes them out. Returns 0 or -errno. */
+int master_watch_listeners(struct master *m, bool on);
+/* Stops accepting for a moment: out of descriptors or processes. */
+void master_pause_accepting(struct master *m, uint64_t now);
+
+/* Takes ownership of cfg. Returns 0 after a clean stop, or -errno (logged). */
 int master_run(struct config *cfg, const struct master_args *args);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Access lists, token buckets and the bounded per-source table. */
+/* Token buckets and the bounded per-source table. */
 #include <errno.h>
 #include <string.h>
 
@@ -24,33 +24,28 @@ bool gcra_allow(uint64_t *tat, uint64_t now, unsigned rate, unsigned burst) {
         return true;
 }
 
-const struct acl_entry *acl_check(const struct config *c, const struct netaddr *addr, bool *ret_allowed) {
-        const struct acl_entry *best = NULL;
-
-        for (size_t i = 0; i < c->n_acl; i++) {
-                const struct acl_entry *e = &c->acl[i];
-                if (!netaddr_contains(&e->net, addr))
-                        continue;
-                if (!best || e->net.prefixlen > best->net.prefixlen ||
-                    (e->net.prefixlen == best->net.prefixlen && !e->allow))
-                        best = e;
-        }
-        if (best)
-                *ret_allowed = best->allow;
-        else
-                *ret_allowed = c->n_allow == 0;
-        return best;
-}
-
-int sources_init(struct source_table *t, unsigned max) {
+int sources_init(struct source_table *t, unsigned max, unsigned prefix4, unsigned prefix6) {
         memset(t, 0, sizeof *t);
-        t->max = max;
+        sources_configure(t, max, prefix4, prefix6);
         /* Start small; the table grows up to max entries as sources appear. */
         return htab_init(&t->h, sizeof(struct netaddr), sizeof(struct source), max < 64 ? max : 64);
 }
 
 void sources_done(struct source_table *t) {
         htab_done(&t->h);
+}
+
+void sources_configure(struct source_table *t, unsigned max, unsigned prefix4, unsigned prefix6) {
+        t->max = max;
+        t->prefix4 = prefix4;
+        t->prefix6 = prefix6;
+}
+
+struct netaddr sources_key(const struct source_table *t, const struct netaddr *remote) {
+        struct netaddr key = *remote;
+
+        netaddr_mask(&key, t->prefix4, t->prefix6);
+        return key;
 }
 
 static bool source_is_idle(const struct source *s, uint64_t now) {
@@ -102,4 +97,14 @@ int sources_acquire(struct source_table *t, const struct netaddr *key, uint64_t 
 void sources_release(struct source_table *t, struct source *s, uint64_t now) {
         if (source_is_idle(s, now))
                 htab_remove(&t->h, s);
+}
+
+void sources_put(struct source_table *t, const struct netaddr *key, uint64_t now) {
+        struct source *s = htab_get(&t->h, key);
+
+        if (!s)
+                return;
+        if (s->active > 0)
+                s->active--;
+        sources_release(t, s, now);
 }

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The limits the master applies to a new connection before forking for it:
- * access lists, rate limits (GCRA token buckets) and per-source accounting
- * in a bounded hash table keyed by the source's subnet.
+ * The bounded per-source table: how many connections each source (a client
+ * address masked to source_prefix_v4 / source_prefix_v6) has running, and its
+ * rate bucket. The table owns the prefixes and computes every key; whoever
+ * counts a connection keeps the key it was counted under and releases with
+ * it, so that a reload that changes the prefixes never leaks a count.
+ * Also the token buckets (GCRA) the admission uses.
  */
 #pragma once
 
@@ -10,7 +13,6 @@
 #include <stdint.h>
 
 #include "addr.h"
-#include "config.h"
 #include "htab.h"
 
 /*
@@ -23,10 +25,6 @@ bool gcra_allow(uint64_t *tat, uint64_t now, unsigned rate, unsigned burst);
 /* Whether gcra_allow() would allow, without charging the bucket. */
 bool gcra_conforms(uint64_t tat, uint64_t now, unsigned rate, unsigned burst);
 
-/* The entry that decides for addr (longest prefix; deny wins a tie), or NULL
- * when none matches. *ret_allowed says whether addr may connect. */
-const struct acl_entry *acl_check(const struct config *c, const struct netaddr *addr, bool *ret_allowed);
-
 struct source {
         struct netaddr key;     /* must stay first: it is the hash key */
         unsigned active;
@@ -36,11 +34,22 @@ struct source {
 struct source_table {
         struct htab h;
         unsigned max;
+        unsigned prefix4, prefix6;
         uint64_t last_sweep;
 };
 
-int sources_init(struct source_table *t, unsigned max);
+int sources_init(struct source_table *t, unsigned max, unsigned prefix4, unsigned prefix6);
 void sources_done(struct source_table *t);
+
+/* New connections are keyed and bounded by these from now on. Entries counted
+ * under other prefixes stay until their connections end: the prefix length
+ * is part of the key, so they never mix with the new ones. */
+void sources_configure(struct source_table *t, unsigned max, unsigned prefix4, unsigned prefix6);
+
+/* The key of a client address (prefixlen = its full length) under the table's prefixes. */
+struct netaddr sources_key(const struct source_table *t, const struct netaddr *remote);
+
+struct source *sources_get(struct source_table *t, const struct netaddr *key);
 
 /*
  * Finds or creates the entry for key. When the table holds max entries it
@@ -53,4 +62,5 @@ int sources_acquire(struct source_table *t, const struct netaddr *key, uint64_t 
 /* Forgets an entry once it carries no state. */
 void sources_release(struct source_table *t, struct source *s, uint64_t now);
 
-struct source *sources_get(struct source_table *t, const struct netaddr *key);
+/* A connection counted under key has ended. Unknown keys are ignored. */
+void sources_put(struct source_table *t, const struct netaddr *key, uint64_t now);

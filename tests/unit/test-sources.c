@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for limits.c and htab.c: GCRA token buckets, access lists,
- * the bounded per-source table and the hash table under it. */
+/* Unit tests for sources.c and htab.c: GCRA token buckets, the bounded
+ * per-source table and the hash table under it. */
 #include <errno.h>
 #include <string.h>
 
@@ -24,13 +24,6 @@ static uint64_t rng(void) {
         rng_state ^= rng_state << 25;
         rng_state ^= rng_state >> 27;
         return rng_state * UINT64_C(0x2545f4914f6cdd1d);
-}
-
-static struct netaddr net(const char *cidr) {
-        struct netaddr n;
-
-        ck_assert_msg(netaddr_parse_cidr(cidr, &n) == 0, "bad test network '%s'", cidr);
-        return n;
 }
 
 /* ---- GCRA ---- */
@@ -121,141 +114,6 @@ START_TEST(test_gcra_extremes)
 }
 END_TEST
 
-/* ---- access lists ---- */
-
-struct acl_fixture {
-        struct config cfg;
-        struct acl_entry acl[16];
-};
-
-static void acl_setup(struct acl_fixture *f, const char *const *allow, const char *const *deny) {
-        memset(f, 0, sizeof *f);
-        f->cfg.acl = f->acl;
-        for (; allow && *allow; allow++) {
-                f->acl[f->cfg.n_acl] = (struct acl_entry) { .net = net(*allow), .allow = true,
-                                                            .line = (unsigned) f->cfg.n_acl + 1 };
-                f->cfg.n_acl++;
-                f->cfg.n_allow++;
-        }
-        for (; deny && *deny; deny++) {
-                f->acl[f->cfg.n_acl] = (struct acl_entry) { .net = net(*deny), .allow = false,
-                                                            .line = (unsigned) f->cfg.n_acl + 1 };
-                f->cfg.n_acl++;
-        }
-        ck_assert_uint_le(f->cfg.n_acl, ARRAY_SIZE(f->acl));
-}
-
-/* Checks addr's verdict and the rule that decided (NULL: none). */
-static void expect_acl(const struct acl_fixture *f, const char *addr, bool allowed, const char *rule) {
-        struct netaddr a = net(addr);
-        bool ok = !allowed;
-        const struct acl_entry *e = acl_check(&f->cfg, &a, &ok);
-        char buf[64] = "(none)";
-
-        if (e)
-                netaddr_format(&e->net, buf, sizeof buf);
-        ck_assert_msg(ok == allowed, "%s: %s, expected %s (rule %s)", addr, ok ? "allowed" : "refused",
-                      allowed ? "allowed" : "refused", buf);
-        if (!rule)
-                ck_assert_msg(!e, "%s: decided by %s, expected no rule", addr, buf);
-        else
-                ck_assert_msg(e && strcmp(buf, rule) == 0, "%s: decided by %s, expected %s", addr, buf, rule);
-}
-
-START_TEST(test_acl_empty)
-{
-        struct acl_fixture f;
-
-        acl_setup(&f, NULL, NULL);
-        expect_acl(&f, "192.0.2.1", true, NULL);
-        expect_acl(&f, "2001:db8::1", true, NULL);
-}
-END_TEST
-
-START_TEST(test_acl_allow_only)
-{
-        static const char *const allow[] = { "10.0.0.0/8", "2001:db8::/32", NULL };
-        struct acl_fixture f;
-
-        acl_setup(&f, allow, NULL);
-        expect_acl(&f, "10.1.2.3", true, "10.0.0.0/8");
-        expect_acl(&f, "11.0.0.1", false, NULL);
-        expect_acl(&f, "2001:db8:1::1", true, "2001:db8::/32");
-        expect_acl(&f, "2001:db9::1", false, NULL);
-}
-END_TEST
-
-START_TEST(test_acl_deny_only)
-{
-        static const char *const deny[] = { "192.0.2.0/24", "2001:db8:bad::/48", NULL };
-        struct acl_fixture f;
-
-        acl_setup(&f, NULL, deny);
-        expect_acl(&f, "192.0.2.77", false, "192.0.2.0/24");
-        expect_acl(&f, "192.0.3.77", true, NULL);
-        expect_acl(&f, "2001:db8:bad:1::1", false, "2001:db8:bad::/48");
-        expect_acl(&f, "2001:db8:bae::1", true, NULL);
-}
-END_TEST
-
-START_TEST(test_acl_longest_prefix)
-{
-        static const char *const allow[] = { "10.0.0.0/8", "10.1.2.0/24", "2001:db8::/32",
-                                             "2001:db8:1:2::/64", NULL };
-        static const char *const deny[] = { "10.1.0.0/16", "10.1.2.3", "0.0.0.0/0",
-                                            "2001:db8:1::/48", NULL };
-        struct acl_fixture f;
-
-        acl_setup(&f, allow, deny);
-        expect_acl(&f, "10.9.9.9", true, "10.0.0.0/8");           /* /8 allow beats /0 deny */
-        expect_acl(&f, "10.1.9.9", false, "10.1.0.0/16");         /* /16 deny beats /8 allow */
-        expect_acl(&f, "10.1.2.4", true, "10.1.2.0/24");          /* /24 allow beats /16 deny */
-        expect_acl(&f, "10.1.2.3", false, "10.1.2.3/32");         /* /32 deny beats /24 allow */
-        expect_acl(&f, "192.0.2.1", false, "0.0.0.0/0");
-        expect_acl(&f, "2001:db8:9::1", true, "2001:db8::/32");
-        expect_acl(&f, "2001:db8:1:3::1", false, "2001:db8:1::/48");
-        expect_acl(&f, "2001:db8:1:2::1", true, "2001:db8:1:2::/64");
-        expect_acl(&f, "2001:db9::1", false, NULL);               /* no v6 rule: allow list exists */
-}
-END_TEST
-
-START_TEST(test_acl_deny_wins_tie)
-{
-        static const char *const allow[] = { "192.0.2.0/24", "2001:db8::/32", "198.51.100.7", NULL };
-        static const char *const deny[] = { "192.0.2.0/24", "2001:db8::/32", "198.51.100.7", NULL };
-        struct acl_fixture f;
-
-        acl_setup(&f, allow, deny);
-        expect_acl(&f, "192.0.2.1", false, "192.0.2.0/24");
-        expect_acl(&f, "2001:db8::1", false, "2001:db8::/32");
-        expect_acl(&f, "198.51.100.7", false, "198.51.100.7/32");
-
-        /* Whatever the order of the entries. */
-        static const char *const deny_first[] = { "192.0.2.0/24", NULL };
-        acl_setup(&f, NULL, deny_first);
-        f.acl[1] = (struct acl_entry) { .net = net("192.0.2.0/24"), .allow = true };
-        f.cfg.n_acl = 2;
-        f.cfg.n_allow = 1;
-        expect_acl(&f, "192.0.2.1", false, "192.0.2.0/24");
-}
-END_TEST
-
-START_TEST(test_acl_families_apart)
-{
-        static const char *const deny[] = { "0.0.0.0/0", NULL };
-        static const char *const allow6[] = { "::/0", NULL };
-        struct acl_fixture f;
-
-        acl_setup(&f, NULL, deny);
-        expect_acl(&f, "203.0.113.1", false, "0.0.0.0/0");
-        expect_acl(&f, "2001:db8::1", true, NULL);
-
-        acl_setup(&f, allow6, NULL);
-        expect_acl(&f, "2001:db8::1", true, "::/0");
-        expect_acl(&f, "203.0.113.1", false, NULL);
-}
-END_TEST
-
 /* ---- source table ---- */
 
 static struct netaddr key_v4(unsigned i) {
@@ -270,7 +128,7 @@ START_TEST(test_sources_acquire_release)
         struct source *s, *s2;
         struct netaddr a = key_v4(1), b = key_v4(2);
 
-        ck_assert_int_eq(sources_init(&t, 8), 0);
+        ck_assert_int_eq(sources_init(&t, 8, 32, 128), 0);
         ck_assert_ptr_null(sources_get(&t, &a));
         ck_assert_int_eq(sources_acquire(&t, &a, T0, &s), 0);
         ck_assert_mem_eq(&s->key, &a, sizeof a);
@@ -314,7 +172,7 @@ START_TEST(test_sources_rate_state_kept)
         struct source *s;
         struct netaddr a = key_v4(1);
 
-        ck_assert_int_eq(sources_init(&t, 8), 0);
+        ck_assert_int_eq(sources_init(&t, 8, 32, 128), 0);
         ck_assert_int_eq(sources_acquire(&t, &a, T0, &s), 0);
         ck_assert(gcra_allow(&s->tat, T0, 1, 2));
         /* No connection, but a bucket not yet refilled: keep it, or a
@@ -336,7 +194,7 @@ START_TEST(test_sources_full)
         struct source *s;
         const unsigned max = 5;
 
-        ck_assert_int_eq(sources_init(&t, max), 0);
+        ck_assert_int_eq(sources_init(&t, max, 32, 128), 0);
         for (unsigned i = 0; i < max; i++) {
                 struct netaddr k = key_v4(i);
                 ck_assert_int_eq(sources_acquire(&t, &k, T0, &s), 0);
@@ -373,7 +231,7 @@ START_TEST(test_sources_full_sweeps_idle)
         struct source *s;
         const unsigned max = 6;
 
-        ck_assert_int_eq(sources_init(&t, max), 0);
+        ck_assert_int_eq(sources_init(&t, max, 32, 128), 0);
         /* Sources 0, 2, 4 have a connection; 1, 3, 5 only a rate bucket that
          * refills at T0 + 1 s. */
         for (unsigned i = 0; i < max; i++) {
@@ -426,7 +284,7 @@ START_TEST(test_sources_sweep_random)
                 uint64_t now = T0 + seed * SEC(10);
 
                 rng_seed(seed);
-                ck_assert_int_eq(sources_init(&t, max), 0);
+                ck_assert_int_eq(sources_init(&t, max, 32, 128), 0);
                 t.h.seed = rng();
                 for (unsigned i = 0; i < max; i++) {
                         struct netaddr k = key_v4(i * 7919);
@@ -707,8 +565,8 @@ START_TEST(test_htab_dense_churn)
 }
 END_TEST
 
-static Suite *limits_suite(void) {
-        Suite *s = suite_create("limits");
+static Suite *sources_suite(void) {
+        Suite *s = suite_create("sources");
         TCase *tc;
 
         tc = tcase_create("gcra");
@@ -717,15 +575,6 @@ static Suite *limits_suite(void) {
         tcase_add_test(tc, test_gcra_refused_costs_nothing);
         tcase_add_test(tc, test_gcra_unlimited);
         tcase_add_test(tc, test_gcra_extremes);
-        suite_add_tcase(s, tc);
-
-        tc = tcase_create("acl");
-        tcase_add_test(tc, test_acl_empty);
-        tcase_add_test(tc, test_acl_allow_only);
-        tcase_add_test(tc, test_acl_deny_only);
-        tcase_add_test(tc, test_acl_longest_prefix);
-        tcase_add_test(tc, test_acl_deny_wins_tie);
-        tcase_add_test(tc, test_acl_families_apart);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("sources");
@@ -747,5 +596,5 @@ static Suite *limits_suite(void) {
 }
 
 int main(void) {
-        return unit_run(limits_suite());
+        return unit_run(sources_suite());
 }

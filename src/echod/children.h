@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The workers: creating one for an admitted connection, the table of those
+ * running, and the one path by which every exit is reaped and accounted
+ * (its source count released under the key it was counted with).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "addr.h"
+#include "listen.h"
+
+struct master;
+
+struct child {
+        pid_t pid;              /* must stay first: it is the hash key */
+        uint16_t port;          /* the client's */
+        struct netaddr remote;  /* the client's full address */
+        struct netaddr key;     /* the source key it is counted under */
+        uint64_t start;
+};
+
+int children_init(struct master *m);
+void children_done(struct master *m);
+
+/*
+ * Forks the worker for fd, a connection from peer on l, admitted and counted
+ * under key. The master's copy of fd is closed either way. Returns 0, or
+ * -errno when no worker runs (the caller releases the count and refuses).
+ */
+int children_spawn(struct master *m, int fd, const struct sockaddr_any *peer, const struct listener *l,
+                   const struct netaddr *key, uint64_t now);
+
+/*
+ * Reaps pid (or any worker with pid -1) if it has exited, or waits for it
+ * with block, and accounts for it: the child table, its source's count, the
+ * close and failure counters, the log record of an abnormal exit. Every exit
+ * goes through here. Returns 1 when one was reaped, 0 when none has exited,
+ * -ECHILD when there is none to wait for.
+ */
+int children_reap(struct master *m, pid_t pid, bool block);
+
+/* Reaps every worker whose exit signal is queued (the loop's exit_fd woke). */
+void children_reap_signalled(struct master *m);
+
+/* Reaps whatever has exited, for exits whose signal was lost. */
+void children_sweep(struct master *m);
+
+void children_signal(struct master *m, int sig);

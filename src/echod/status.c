@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/* STATUS=, the status record, and the records of refusals (see status.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "notify.h"
+#include "status.h"
+
+static void format_refused(const struct master *m, char *buf, size_t size) {
+        uint64_t total = 0;
+        size_t off;
+
+        for (int i = 0; i < _REFUSED_MAX; i++)
+                total += m->refused[i];
+        off = (size_t) snprintf(buf, size, "%" PRIu64 " refused", total);
+        if (total == 0)
+                return;
+        for (int i = 0; i < _REFUSED_MAX && off < size; i++)
+                if (m->refused[i] > 0)
+                        off += (size_t) snprintf(buf + off, size - off, "%s%s %" PRIu64,
+                                                 off && buf[off - 1] == 'd' ? " (" : ", ",
+                                                 refusal_to_string(i) + strlen("refused-"), m->refused[i]);
+        if (off < size)
+                snprintf(buf + off, size - off, ")");
+}
+
+void status_send(struct master *m, uint64_t now) {
+        char refused[256];
+
+        format_refused(m, refused, sizeof refused);
+        (void) notify_send("STATUS=%s%u active, %" PRIu64 " served, %s",
+                          m->reload_failed ? "Reload failed, old configuration in use; " : "",
+                          master_active(m), m->served, refused);
+        m->status_sent = now;
+        m->status_dirty = false;
+}
+
+/* "NET=N NET=N ...": the five sources with the most active connections. */
+static void format_top_sources(const struct master *m, char *buf, size_t size) {
+        const struct source *best[5] = {}, *s;
+        size_t i = 0, off = 0;
+
+        while ((s = htab_next(&m->sources.h, &i))) {
+                if (s->active == 0)
+                        continue;
+                for (size_t k = 0; k < ARRAY_SIZE(best); k++)
+                        if (!best[k] || s->active > best[k]->active) {
+                                memmove(&best[k + 1], &best[k], (ARRAY_SIZE(best) - k - 1) * sizeof best[0]);
+                                best[k] = s;
+                                break;
+                        }
+        }
+        buf[0] = '\0';
+        for (size_t k = 0; k < ARRAY_SIZE(best) && best[k] && off < size; k++) {
+                char net[64];
+                netaddr_format(&best[k]->key, net, sizeof net);
+                off += (size_t) snprintf(buf + off, size - off, "%s%s=%u", k ? " " : "", net, best[k]->active);
+        }
+}
+
+void status_log(struct master *m) {
+        char top[512], refused[256];
+        const uint64_t *n = m->refused;
+
+        format_top_sources(m, top, sizeof top);
+        format_refused(m, refused, sizeof refused);
+        log_struct(LOG_NOTICE | LOG_FORCE,
+                   LOG_MESSAGE_ID(ECHOD_MID_STATUS),
+                   "ACTIVE=%u", master_active(m),
+                   "SERVED=%" PRIu64, m->served,
+                   "FAILED=%" PRIu64, m->failed,
+                   "SOURCES=%zu", m->sources.h.len,
+                   "TOP_SOURCES=%s", top,
+                   "REFUSED_LIMIT=%" PRIu64, n[REFUSED_LIMIT],
+                   "REFUSED_PER_SOURCE=%" PRIu64, n[REFUSED_PER_SOURCE],
+                   "REFUSED_RATE=%" PRIu64, n[REFUSED_RATE],
+                   "REFUSED_PER_SOURCE_RATE=%" PRIu64, n[REFUSED_PER_SOURCE_RATE],
+                   "REFUSED_ACCESS=%" PRIu64, n[REFUSED_ACCESS],
+                   "REFUSED_SOURCES_FULL=%" PRIu64, n[REFUSED_SOURCES],
+                   "REFUSED_RESOURCES=%" PRIu64, n[REFUSED_RESOURCES],
+                   LOG_MESSAGE("status: %u active, %" PRIu64 " served, %s, %" PRIu64 " workers failed; top sources: %s",
+                               master_active(m), m->served, refused, m->failed, top[0] ? top : "none"));
+}
+
+void status_refused(struct master *m, const struct sockaddr_any *peer, const struct listener *l,
+                    const struct verdict *v, uint64_t now) {
+        char host[ADDR_STR_MAX], peer_str[ADDR_STR_MAX], detail[192], note[96] = "";
+        uint64_t suppressed;
+
+        m->refused[v->reason]++;
+        status_changed(m);
+        if (!log_ratelimit_test(&m->refuse_rl[v->reason], now, &suppressed))
+                return;
+
+        sockaddr_format_host(peer, host, sizeof host);
+        sockaddr_format(peer, peer_str, sizeof peer_str);
+        verdict_format(v, m->cfg, detail, sizeof detail);
+        if (suppressed > 0)
+                snprintf(note, sizeof note, " (%" PRIu64 " similar refusals not logged in the last second)", suppressed);
+        log_struct(LOG_WARNING,
+                   LOG_MESSAGE_ID(ECHOD_MID_CONN_REFUSED),
+                   "REMOTE_ADDR=%s", host,
+                   "REMOTE_PORT=%u", sockaddr_port(peer),
+                   "LOCAL_PORT=%u", sockaddr_port(&l->addr),
+                   "CLOSE_REASON=%s", refusal_to_string(v->reason),
+                   "SUPPRESSED=%" PRIu64, suppressed,
+                   LOG_MESSAGE("refused connection from %s: %s, closing it%s", peer_str, detail, note));
+}
+
+static bool summary_due(const struct log_ratelimit *rl, uint64_t now) {
+        return rl->suppressed > 0 && now - rl->window_start >= rl->interval_usec;
+}
+
+void status_flush_refusals(struct master *m, uint64_t now) {
+        for (int i = 0; i < _REFUSED_MAX; i++) {
+                struct log_ratelimit *rl = &m->refuse_rl[i];
+                if (!summary_due(rl, now))
+                        continue;
+                log_struct(LOG_WARNING,
+                           LOG_MESSAGE_ID(ECHOD_MID_CONN_REFUSED),
+                           "CLOSE_REASON=%s", refusal_to_string(i),
+                           "SUPPRESSED=%" PRIu64, rl->suppressed,
+                           LOG_MESSAGE("%" PRIu64 " more connections refused (%s) and not logged individually",
+                                       rl->suppressed, refusal_to_string(i)));
+                rl->suppressed = 0;
+                rl->used = false;
+        }
+}
+
+uint64_t status_next_flush(const struct master *m) {
+        uint64_t next = USEC_INFINITY;
+
+        for (int i = 0; i < _REFUSED_MAX; i++) {
+                const struct log_ratelimit *rl = &m->refuse_rl[i];
+                if (rl->suppressed > 0 && rl->window_start + rl->interval_usec < next)
+                        next = rl->window_start + rl->interval_usec;
+        }
+        return next;
+}
+
+void status_resource_problem(struct master *m, uint64_t now, int err, const char *what) {
+        uint64_t suppressed;
+
+        if (!log_ratelimit_test(&m->resource_rl, now, &suppressed))
+                return;
+        errno = err;
+        log_struct(LOG_ERR,
+                   LOG_MESSAGE_ID(ECHOD_MID_RESOURCE),
+                   "ERRNO=%d", err,
+                   "SUPPRESSED=%" PRIu64, suppressed,
+                   LOG_MESSAGE("%s: %m; not accepting for 100 ms (%" PRIu64 " similar errors since the last message)",
+                               what, suppressed));
+}
+
+static void warn_limit(const char *limit, const char *text) {
+        log_struct(LOG_WARNING, LOG_MESSAGE_ID(ECHOD_MID_LIMIT_WARNING),
+                   "LIMIT=%s", limit,
+                   LOG_MESSAGE("%s", text));
+}
+
+/* cgroup v2 pids.max of our own cgroup (systemd's TasksMax=), or 0 = none. */
+static unsigned long long cgroup_pids_max(void) {
+        char line[512], path[600], val[32];
+        unsigned long long max = 0;
+        FILE *f = fopen("/proc/self/cgroup", "re");
+
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof line, f)) {
+                if (strncmp(line, "0::", 3) != 0)
+                        continue;
+                line[strcspn(line, "\n")] = '\0';
+                snprintf(path, sizeof path, "/sys/fs/cgroup%s/pids.max", line + 3);
+                FILE *p = fopen(path, "re");
+                if (p && fgets(val, sizeof val, p) && strncmp(val, "max", 3) != 0)
+                        max = strtoull(val, NULL, 10);
+                if (p)
+                        fclose(p);
+        }
+        fclose(f);
+        return max;
+}
+
+void status_warn_limits(const struct config *c) {
+        unsigned need = c->max_connections + 2;         /* workers, the master, a margin */
+        /* The master holds listeners and a few descriptors, never the connections. */
+        unsigned need_fds = (unsigned) c->n_listen + 16;
+        unsigned long long pids_max;
+        struct rlimit rl;
+        char text[256];
+
+        if (c->max_connections == 0)
+                return;
+        if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && geteuid() != 0 &&
+            rl.rlim_cur < need) {
+                snprintf(text, sizeof text,
+                         "RLIMIT_NPROC is %llu, too low for max_connections %u: raise it to at least %u (LimitNPROC=)",
+                         (unsigned long long) rl.rlim_cur, c->max_connections, need);
+                warn_limit("RLIMIT_NPROC", text);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need_fds) {
+                snprintf(text, sizeof text, "RLIMIT_NOFILE is %llu, too low: raise it to at least %u (LimitNOFILE=)",
+                         (unsigned long long) rl.rlim_cur, need_fds);
+                warn_limit("RLIMIT_NOFILE", text);
+        }
+        pids_max = cgroup_pids_max();
+        if (pids_max > 0 && pids_max < need) {
+                snprintf(text, sizeof text,
+                         "the cgroup's pids.max is %llu, too low for max_connections %u: raise it to at least %u (TasksMax=)",
+                         pids_max, c->max_connections, need);
+                warn_limit("pids.max", text);
+        }
+}
