@@ -175,6 +175,18 @@ void children_sweep(struct master *m) {
                 ;
 }
 
+void children_rekey(struct master *m, uint64_t now) {
+        struct child *ch;
+        size_t i = 0, failed = 0;
+
+        while ((ch = htab_next(&m->children, &i)))
+                if (sources_rekey(&m->sources, &ch->key, &ch->remote, now) < 0)
+                        failed++;
+        if (failed > 0)
+                log_warning("cannot count %zu running connection%s under the new source prefixes (out of memory); "
+                            "they stay counted under the old ones until they end", failed, failed == 1 ? "" : "s");
+}
+
 void children_signal(struct master *m, int sig) {
         const struct child *ch;
         size_t i = 0;

@@ -49,4 +49,7 @@ void children_reap_signalled(struct master *m);
 /* Reaps whatever has exited, for exits whose signal was lost. */
 void children_sweep(struct master *m);
 
+/* Counts every running worker under its key of the current source prefixes. */
+void children_rekey(struct master *m, uint64_t now);
+
 void children_signal(struct master *m, int sig);

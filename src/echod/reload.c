@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "children.h"
 #include "notify.h"
 #include "reload.h"
 #include "status.h"
@@ -101,8 +102,10 @@ void master_reload(struct master *m) {
                         goto fail;
                 }
         }
-        /* Running workers stay counted under the keys they were admitted with. */
+        /* Running workers count under the new prefixes at once (a no-op for
+         * each whose key is unchanged). */
         sources_configure(&m->sources, c->max_sources, c->source_prefix_v4, c->source_prefix_v6);
+        children_rekey(m, now);
         if (!same_string(c->user, m->cfg->user) || !same_string(c->group, m->cfg->group))
                 log_warning("user and group changes take effect only when echod is restarted");
 

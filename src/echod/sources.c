@@ -108,3 +108,21 @@ void sources_put(struct source_table *t, const struct netaddr *key, uint64_t now
                 s->active--;
         sources_release(t, s, now);
 }
+
+int sources_rekey(struct source_table *t, struct netaddr *key, const struct netaddr *remote, uint64_t now) {
+        struct netaddr new_key = sources_key(t, remote);
+        struct source *s;
+        int r;
+
+        if (memcmp(&new_key, key, sizeof new_key) == 0)
+                return 0;
+        /* Beyond max, as every running connection is counted; the insertion
+         * may move entries, so the old one is looked up only after it. */
+        r = htab_put(&t->h, &new_key, (void **) &s);
+        if (r < 0)
+                return r;
+        s->active++;
+        sources_put(t, key, now);
+        *key = new_key;
+        return 0;
+}

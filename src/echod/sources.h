@@ -41,9 +41,10 @@ struct source_table {
 int sources_init(struct source_table *t, unsigned max, unsigned prefix4, unsigned prefix6);
 void sources_done(struct source_table *t);
 
-/* New connections are keyed and bounded by these from now on. Entries counted
- * under other prefixes stay until their connections end: the prefix length
- * is part of the key, so they never mix with the new ones. */
+/* New connections are keyed and bounded by these from now on. Entries
+ * counted under other prefixes stay until their connections end or are
+ * moved (sources_rekey()): the prefix length is part of the key, so they
+ * never mix with the new ones. */
 void sources_configure(struct source_table *t, unsigned max, unsigned prefix4, unsigned prefix6);
 
 /* The key of a client address (prefixlen = its full length) under the table's prefixes. */
@@ -61,6 +62,11 @@ int sources_acquire(struct source_table *t, const struct netaddr *key, uint64_t 
 
 /* Forgets an entry once it carries no state. */
 void sources_release(struct source_table *t, struct source *s, uint64_t now);
+
+/* Moves a running connection from remote, counted under *key, to its key
+ * under the table's current prefixes, and updates *key. On failure (-ENOMEM)
+ * it stays counted under the old key. */
+int sources_rekey(struct source_table *t, struct netaddr *key, const struct netaddr *remote, uint64_t now);
 
 /* A connection counted under key has ended. Unknown keys are ignored. */
 void sources_put(struct source_table *t, const struct netaddr *key, uint64_t now);

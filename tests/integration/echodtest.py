@@ -189,7 +189,7 @@ class Echod:
     """One echod master started in the foreground with a generated config."""
 
     def __init__(self, config="", port=None, listen=None, args=(), env=None,
-                 wait_ready=True, log_target="stderr", tmpdir=None):
+                 wait_ready=True, log_target="stderr", tmpdir=None, prefix=()):
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="echod-test-")
         # Started as root, echod drops to nobody: it must still reach the
         # notify socket and re-read its config on reload.
@@ -211,7 +211,7 @@ class Echod:
         self.notify.bind(self.notify_path)
         os.chmod(self.notify_path, 0o777)
         self.notify.setblocking(False)
-        self.start(wait_ready)
+        self.start(wait_ready, prefix)
 
     def write_config(self, body, listen=None):
         if listen is not None:

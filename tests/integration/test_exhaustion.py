@@ -53,7 +53,7 @@ def failfork_shim(tmpdir):
     (tests/shim), or compiled here from its source."""
     if os.environ.get("FAILFORK_SO"):
         return os.environ["FAILFORK_SO"]
-    build_root = os.path.dirname(os.path.dirname(os.path.abspath(ECHOD)))
+    build_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(ECHOD))))
     built = os.path.join(build_root, "tests", "shim", "failfork.so")
     if os.path.exists(built):
         return built

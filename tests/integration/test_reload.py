@@ -4,7 +4,7 @@ listen backlog; an invalid one changes nothing and says why."""
 import signal
 import socket
 
-from echodtest import EchodTestCase, connect, echo, free_port, main, read_exactly, try_echo
+from echodtest import EchodTestCase, connect, echo, free_port, is_refused, main, read_exactly, try_echo
 
 
 class ReloadTest(EchodTestCase):
@@ -94,6 +94,53 @@ class ReloadTest(EchodTestCase):
             s.sendall(b"!")
             self.assertEqual(read_exactly(s, 1), b"!")
         self.assertIsNone(try_echo(d.port, b"no"))
+        for s in held:
+            s.close()
+
+    def test_prefix_change_keeps_counts(self):
+        # Running workers are counted under the new source prefixes at once,
+        # and every count returns to 0 when they end.
+        d = self.echod("max_connections_per_source = 2\nsource_prefix_v4 = 32\n")
+
+        def session(src):
+            s = socket.socket()
+            s.settimeout(10)
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", d.port))
+            s.sendall(b".")
+            self.assertEqual(read_exactly(s, 1), b".")
+            return s
+
+        def status(n):
+            d.kill(signal.SIGUSR1)
+            active, top = d.wait_log(r"status: (\d+) active, \d+ served.*top sources: (.*)", count=n)[n - 1]
+            return active, " ".join(sorted(top.split()))  # ties come in hash order
+
+        held = [session("127.0.0.1"), session("127.0.0.2")]
+        self.assertEqual(status(1), ("2", "127.0.0.1/32=1 127.0.0.2/32=1"))
+        d.write_config("max_connections_per_source = 2\nsource_prefix_v4 = 24\n")
+        d.reload()
+        d.wait_log(r"reloaded")
+        self.assertEqual(status(2), ("2", "127.0.0.0/24=2"))
+        # The /24 already holds two.
+        s = socket.socket()
+        s.bind(("127.0.0.3", 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", d.port))
+        self.assertTrue(is_refused(s))
+        s.close()
+        d.wait_log(r"refused connection from 127\.0\.0\.3:\d+: max_connections_per_source \(2\) reached for 127\.0\.0\.0/24")
+
+        # Back to /32 while they run, then they end: nothing stays counted.
+        d.write_config("max_connections_per_source = 2\nsource_prefix_v4 = 32\n")
+        d.reload()
+        self.assertEqual(status(3), ("2", "127.0.0.1/32=1 127.0.0.2/32=1"))
+        for s in held:
+            s.close()
+        d.wait_workers(0)
+        self.assertEqual(status(4), ("0", "none"))
+        held = [session("127.0.0.1"), session("127.0.0.1")]
+        self.assertEqual(status(5), ("2", "127.0.0.1/32=2"))
         for s in held:
             s.close()
 

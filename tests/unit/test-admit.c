@@ -336,6 +336,35 @@ START_TEST(test_admit_prefix_change)
 }
 END_TEST
 
+/* The same, with the running connections moved to the new prefixes at once. */
+START_TEST(test_admit_prefix_rekey)
+{
+        struct admit_fixture f;
+        struct verdict a, b;
+        struct netaddr ra = net("192.0.2.1"), rb = net("192.0.2.2");
+
+        admit_setup(&f, 8);
+        f.acl.cfg.max_connections_per_source = 2;
+        ck_assert(try_admit(&f, "192.0.2.1", T0, &a));
+        ck_assert(try_admit(&f, "192.0.2.2", T0, &b));
+        sources_configure(&f.sources, 8, 24, 64);
+        ck_assert_int_eq(sources_rekey(&f.sources, &a.key, &ra, T0), 0);
+        ck_assert_int_eq(sources_rekey(&f.sources, &b.key, &rb, T0), 0);
+        ck_assert_int_eq(memcmp(&a.key, &b.key, sizeof a.key), 0);
+        ck_assert_uint_eq(f.sources.h.len, 1);
+        ck_assert_uint_eq(sources_get(&f.sources, &a.key)->active, 2);
+        /* The /24 holds two: a third from it is refused. */
+        expect_refused(&f, "192.0.2.3", T0, REFUSED_PER_SOURCE);
+        /* Rekeying again under the same prefixes changes nothing. */
+        ck_assert_int_eq(sources_rekey(&f.sources, &a.key, &ra, T0), 0);
+        ck_assert_uint_eq(sources_get(&f.sources, &a.key)->active, 2);
+        sources_put(&f.sources, &a.key, T0);
+        sources_put(&f.sources, &b.key, T0);
+        ck_assert_uint_eq(f.sources.h.len, 0);
+        sources_done(&f.sources);
+}
+END_TEST
+
 START_TEST(test_verdict_format)
 {
         struct admit_fixture f;
@@ -381,6 +410,7 @@ static Suite *admit_suite(void) {
         tcase_add_test(tc, test_admit_buckets_checked_before_charged);
         tcase_add_test(tc, test_admit_refusal_counts_nothing);
         tcase_add_test(tc, test_admit_prefix_change);
+        tcase_add_test(tc, test_admit_prefix_rekey);
         tcase_add_test(tc, test_verdict_format);
         suite_add_tcase(s, tc);
         return s;
