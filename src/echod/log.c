@@ -301,7 +301,11 @@ void log_struct_internal(int priority, const char *format, ...) {
 
                 va_copy(aq, ap);
                 errno = saved_errno;            /* for %m */
+                /* Each field is its caller's literal, as in systemd's log_struct(). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
                 n = room > 0 ? vsnprintf(out, room, f, aq) : -1;
+#pragma GCC diagnostic pop
                 va_end(aq);
                 va_format_advance(f, &ap);
                 if (is_message || n < 0 || nf == MAX_FIELDS)
