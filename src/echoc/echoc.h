@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "fd-util.h"
+#include "parse.h"
 
 #define NSEC_PER_USEC UINT64_C(1000)
 #define NSEC_PER_SEC  UINT64_C(1000000000)
