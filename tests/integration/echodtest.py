@@ -135,9 +135,12 @@ def recv_all(s):
         chunks.append(b)
 
 
-def connect(port, host="127.0.0.1", family=socket.AF_INET, timeout=TIMEOUT):
+def connect(port, host="127.0.0.1", family=socket.AF_INET, timeout=TIMEOUT, source=None):
+    """A connection to host:port, from the address source if given."""
     s = socket.socket(family, socket.SOCK_STREAM)
     s.settimeout(timeout)
+    if source:
+        s.bind((source, 0))
     s.connect((host, port))
     return s
 

@@ -103,10 +103,7 @@ class ReloadTest(EchodTestCase):
         d = self.echod("max_connections_per_source = 2\nsource_prefix_v4 = 32\n")
 
         def session(src):
-            s = socket.socket()
-            s.settimeout(10)
-            s.bind((src, 0))
-            s.connect(("127.0.0.1", d.port))
+            s = connect(d.port, source=src)
             s.sendall(b".")
             self.assertEqual(read_exactly(s, 1), b".")
             return s
@@ -123,10 +120,7 @@ class ReloadTest(EchodTestCase):
         d.wait_log(r"reloaded")
         self.assertEqual(status(2), ("2", "127.0.0.0/24=2"))
         # The /24 already holds two.
-        s = socket.socket()
-        s.bind(("127.0.0.3", 0))
-        s.settimeout(10)
-        s.connect(("127.0.0.1", d.port))
+        s = connect(d.port, source="127.0.0.3")
         self.assertTrue(is_refused(s))
         s.close()
         d.wait_log(r"refused connection from 127\.0\.0\.3:\d+: max_connections_per_source \(2\) reached for 127\.0\.0\.0/24")
