@@ -36,11 +36,12 @@ class CapsTest(EchodTestCase):
                 self.fail("needs root and setpriv(1) (package util-linux)")
             raise unittest.SkipTest("needs root and setpriv(1)")
 
-    def echod_with_caps(self, env=None):
-        # As the unit runs it: an unprivileged user with CAP_NET_BIND_SERVICE ambient.
+    def echod_with_caps(self, env=()):
+        # As the unit runs it: an unprivileged user with CAP_NET_BIND_SERVICE
+        # ambient. env goes to echod only, not to setpriv.
         prefix = [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups",
-                  "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"]
-        d = self.echod("", prefix=prefix, env=env)
+                  "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service", "env"] + list(env)
+        d = self.echod("", prefix=prefix)
         self.assertTrue(caps(d.pid)["CapEff"] & NET_BIND_SERVICE, "the master should hold the capability")
         return d
 
@@ -59,8 +60,8 @@ class CapsTest(EchodTestCase):
         so = shim("failcaps")
         self.assertTrue(os.path.exists(so), "%s is not built" % so)
         asan = os.environ.get("ASAN_OPTIONS", "")
-        d = self.echod_with_caps(env={"LD_PRELOAD": so,
-                                      "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"})
+        d = self.echod_with_caps(env=["LD_PRELOAD=" + so,
+                                      "ASAN_OPTIONS=" + (asan + ":" if asan else "") + "verify_asan_link_order=0"])
         s = connect(d.port)
         s.sendall(b"secret")
         # Closed without a byte of echo, and said why.
