@@ -37,13 +37,13 @@ static int connect_one(const struct addrinfo *ai, uint64_t timeout_usec) {
                 if (errno != EINPROGRESS)
                         return -errno;
 
-                uint64_t deadline = now_nsec() + timeout_usec * NSEC_PER_USEC;
+                uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
                 for (;;) {
                         struct pollfd p = { .fd = fd, .events = POLLOUT };
-                        uint64_t now = now_nsec();
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
                         if (now >= deadline)
                                 return -ETIMEDOUT;
-                        int ms = (int) ((deadline - now + 999999) / 1000000);
+                        int ms = (int) ((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
                         int n = poll(&p, 1, ms);
                         if (n < 0 && errno == EINTR)
                                 continue;
@@ -75,7 +75,7 @@ static void describe_byte(char *buf, size_t size, int c) {
 
 struct session {
         int fd;
-        char peer[SOCKADDR_STR_MAX];
+        char peer[ADDR_STR_MAX];
 
         /* buf[0..verified) is free, [verified..sent) awaits its echo,
          * [sent..filled) is read from stdin but not yet sent. */
@@ -163,7 +163,7 @@ static int report(const struct session *s) {
 
 static int converse(struct session *s, uint64_t timeout_usec) {
         _cleanup_(freep) unsigned char *rbuf = malloc(RBUF);
-        uint64_t last_progress = now_nsec();
+        uint64_t last_progress = now_usec(CLOCK_MONOTONIC);
         char t[32];
 
         if (!rbuf) {
@@ -187,14 +187,14 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                 /* The clock runs only while we wait on the network, not on the user. */
                 int ms = -1;
                 if (waiting || end > s->sent) {
-                        uint64_t now = now_nsec(), deadline = last_progress + timeout_usec * NSEC_PER_USEC;
+                        uint64_t now = now_usec(CLOCK_MONOTONIC), deadline = last_progress + timeout_usec;
                         if (now >= deadline) {
                                 log_msg("timed out after %s waiting for %s (%" PRIu64 " bytes sent, %"
                                         PRIu64 " echoed)", format_seconds(timeout_usec, t, sizeof(t)),
                                         s->peer, s->total_sent, s->total_recv);
                                 return EXIT_TIMEOUT;
                         }
-                        ms = (int) ((deadline - now + 999999) / 1000000);
+                        ms = (int) ((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
                 }
 
                 int n = poll(p, 2, ms);
@@ -204,8 +204,9 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                         log_msg("poll: %m");
                         return EXIT_IO;
                 }
+                /* The wait was on the user: start the clock now. */
                 if (ms < 0)
-                        last_progress = now_nsec();     /* the wait was on the user: start the clock now */
+                        last_progress = now_usec(CLOCK_MONOTONIC);
 
                 if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
                         ssize_t k = recv(s->fd, rbuf, RBUF, MSG_DONTWAIT);
@@ -217,7 +218,7 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                         if (k == 0)
                                 s->peer_eof = true;
                         if (k > 0) {
-                                last_progress = now_nsec();
+                                last_progress = now_usec(CLOCK_MONOTONIC);
                                 verify(s, rbuf, (size_t) k);
                                 int r = loop_write(STDOUT_FILENO, rbuf, (size_t) k);
                                 if (r < 0) {
@@ -236,7 +237,7 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                                 return EXIT_IO;
                         }
                         if (k > 0) {
-                                last_progress = now_nsec();
+                                last_progress = now_usec(CLOCK_MONOTONIC);
                                 s->sent += (size_t) k;
                                 s->total_sent += (uint64_t) k;
                         }
@@ -268,7 +269,7 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                                 return EXIT_IO;
                         }
                         s->shut = true;
-                        last_progress = now_nsec();
+                        last_progress = now_usec(CLOCK_MONOTONIC);
                 }
         }
         return report(s);
@@ -279,7 +280,7 @@ int run_pipe(const struct options *o) {
         _cleanup_(freep) unsigned char *buf = NULL;
         _cleanup_(closep) int fd = -1;
         struct session s = {};
-        char addr[SOCKADDR_STR_MAX], t[32];
+        char addr[ADDR_STR_MAX], t[32];
         int r, last = 0;
 
         /* Standard output may be a pipe that closes early: report EPIPE, do not die. */
@@ -290,7 +291,10 @@ int run_pipe(const struct options *o) {
                 return r;
 
         for (const struct addrinfo *a = ai; a; a = a->ai_next) {
-                format_sockaddr(a->ai_addr, addr, sizeof(addr));
+                struct sockaddr_any sa = {};
+
+                (void) sockaddr_set(&sa, a->ai_addr, a->ai_addrlen);   /* getaddrinfo()'s always fit */
+                sockaddr_format(&sa, addr, sizeof(addr));
                 r = connect_one(a, o->timeout_usec);
                 if (r >= 0) {
                         fd = r;

@@ -268,6 +268,7 @@ class UsageTest(unittest.TestCase):
         ["--bench", "rate", "--concurrency", "many", "127.0.0.1", "7"],
         ["--bench", "rate", "--size", "0", "127.0.0.1", "7"],
         ["--bench", "rate", "--size", "12Q", "127.0.0.1", "7"],
+        ["--bench", "rate", "--size", "64k", "127.0.0.1", "7"],
         ["--bench", "rate", "--size", "2G", "127.0.0.1", "7"],
         ["--bench", "rate", "--duration", "-1", "127.0.0.1", "7"],
         ["--bench", "rate", "--requests", "0", "127.0.0.1", "7"],
