@@ -5,6 +5,8 @@
  * for byte. Full duplex through poll(): the socket is always read while
  * input is sent, so a long pipe never deadlocks against the server's
  * buffers. At most WINDOW bytes are in flight (sent, not yet echoed).
+ * A byte beyond what was sent cannot be an echo: the first one ends the
+ * conversation at once, however much more the server would send.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -63,9 +65,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t timeout_usec) {
 }
 
 static void describe_byte(char *buf, size_t size, int c) {
-        if (c < 0)
-                snprintf(buf, size, "nothing");
-        else if (c == '\n')
+        if (c == '\n')
                 snprintf(buf, size, "'\\n' (0x0a)");
         else if (c >= 0x20 && c < 0x7f)
                 snprintf(buf, size, "'%c' (0x%02x)", c, c);
@@ -83,41 +83,41 @@ struct session {
         size_t verified, sent, filled;
 
         uint64_t total_sent, total_recv;
-        uint64_t lines_verified;        /* newlines echoed correctly so far */
+        uint64_t lines_recv;            /* newlines received up to the first extra byte */
         bool stdin_eof, shut, peer_eof;
 
-        bool mismatch;
+        bool mismatch;                  /* a byte differed */
         uint64_t mismatch_offset, mismatch_line;
-        int mismatch_sent, mismatch_got;  /* -1: nothing */
+        int mismatch_sent, mismatch_got;
+
+        bool extra;                     /* more came back than was sent */
+        uint64_t extra_offset, extra_line;
+        int extra_got;
 };
 
-/* Compares echoed bytes with what was sent; records the first difference. */
+/* Compares echoed bytes with what was sent; records the first difference
+ * and the first byte beyond what was sent. */
 static void verify(struct session *s, const unsigned char *data, size_t n) {
         size_t expect = s->sent - s->verified;
         size_t k = n < expect ? n : expect;
+        const unsigned char *want = s->buf + s->verified;
 
-        if (!s->mismatch) {
-                const unsigned char *want = s->buf + s->verified;
-                for (size_t i = 0; i < k; i++) {
-                        if (data[i] != want[i]) {
-                                s->mismatch = true;
-                                s->mismatch_offset = s->total_recv + i;
-                                s->mismatch_sent = want[i];
-                                s->mismatch_got = data[i];
-                                break;
-                        }
-                        if (data[i] == '\n')
-                                s->lines_verified++;
-                }
-                if (!s->mismatch && n > k) {
-                        /* More came back than was sent. */
+        for (size_t i = 0; i < k; i++) {
+                if (!s->mismatch && data[i] != want[i]) {
                         s->mismatch = true;
-                        s->mismatch_offset = s->total_recv + k;
-                        s->mismatch_sent = -1;
-                        s->mismatch_got = data[k];
+                        s->mismatch_offset = s->total_recv + i;
+                        s->mismatch_line = s->lines_recv + 1;
+                        s->mismatch_sent = want[i];
+                        s->mismatch_got = data[i];
                 }
-                if (s->mismatch)
-                        s->mismatch_line = s->lines_verified + 1;
+                if (data[i] == '\n')
+                        s->lines_recv++;
+        }
+        if (n > k && !s->extra) {
+                s->extra = true;
+                s->extra_offset = s->total_recv + k;
+                s->extra_line = s->lines_recv + 1;
+                s->extra_got = data[k];
         }
         s->verified += k;
         s->total_recv += n;
@@ -137,21 +137,21 @@ static size_t sendable_end(const struct session *s) {
 static int report(const struct session *s) {
         char a[32], b[32];
 
-        if (s->mismatch && s->mismatch_sent < 0) {
-                describe_byte(b, sizeof(b), s->mismatch_got);
-                log_msg("echo has extra bytes: %" PRIu64 " bytes sent, %" PRIu64 " received; the first "
-                        "unexpected byte, %s, is byte %" PRIu64 " (line %" PRIu64 ")",
-                        s->total_sent, s->total_recv, b, s->mismatch_offset + 1, s->mismatch_line);
-                return EXIT_MISMATCH;
-        }
         if (s->mismatch) {
                 describe_byte(a, sizeof(a), s->mismatch_sent);
                 describe_byte(b, sizeof(b), s->mismatch_got);
                 log_msg("echo differs at byte %" PRIu64 " (line %" PRIu64 "): sent %s, received %s "
                         "(%" PRIu64 " bytes sent, %" PRIu64 " received)",
                         s->mismatch_offset + 1, s->mismatch_line, a, b, s->total_sent, s->total_recv);
-                return EXIT_MISMATCH;
         }
+        if (s->extra) {
+                describe_byte(b, sizeof(b), s->extra_got);
+                log_msg("echo has extra bytes: %" PRIu64 " bytes sent, %" PRIu64 " received; the first "
+                        "unexpected byte, %s, is byte %" PRIu64 " (line %" PRIu64 "); stopped reading",
+                        s->total_sent, s->total_recv, b, s->extra_offset + 1, s->extra_line);
+        }
+        if (s->mismatch || s->extra)
+                return EXIT_MISMATCH;
         if (s->total_recv < s->total_sent || !s->stdin_eof) {
                 log_msg("short echo: %s closed the connection after echoing %" PRIu64 " of %" PRIu64
                         " bytes sent%s", s->peer, s->total_recv, s->total_sent,
@@ -226,6 +226,9 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                                         log_msg("write to standard output: %m");
                                         return EXIT_IO;
                                 }
+                                /* Reading on could last for ever (a server that streams). */
+                                if (s->extra)
+                                        return report(s);
                         }
                 }
 
