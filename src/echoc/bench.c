@@ -89,11 +89,9 @@ struct samples {
 
 struct bench {
         const struct options *o;
-        struct sockaddr_storage addr;
-        socklen_t addrlen;
-        struct sockaddr_storage source; /* ss_family 0: let the kernel choose */
-        socklen_t sourcelen;
-        char target[SOCKADDR_STR_MAX];
+        struct sockaddr_any addr;
+        struct sockaddr_any source;     /* family 0: let the kernel choose */
+        char target[ADDR_STR_MAX];
         int epfd, sigfd;
 
         struct conn *conns;
@@ -330,7 +328,7 @@ static void conn_open(struct bench *b, struct conn *c) {
         struct epoll_event ev;
         int one = 1;
 
-        c->fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        c->fd = socket(b->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
         if (c->fd < 0) {
                 int err = errno;
                 c->state = CS_CONNECTING;       /* so hold accounting sees an attempt end */
@@ -346,10 +344,10 @@ static void conn_open(struct bench *b, struct conn *c) {
 
         if (b->o->mode == BENCH_LATENCY)
                 (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (b->source.ss_family != 0) {
+        if (b->source.sa.sa_family != 0) {
                 /* Leave the port to connect(), which may share it across destinations. */
                 (void) setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-                if (bind(c->fd, (const struct sockaddr *) &b->source, b->sourcelen) < 0) {
+                if (bind(c->fd, &b->source.sa, b->source.len) < 0) {
                         conn_fail_errno(b, c, "bind", errno);
                         return;
                 }
@@ -364,9 +362,9 @@ static void conn_open(struct bench *b, struct conn *c) {
                 return;
         }
 
-        uint64_t now = now_nsec();
+        uint64_t now = now_nsec(CLOCK_MONOTONIC);
         c->deadline = now + b->timeout_ns;
-        if (connect(c->fd, (const struct sockaddr *) &b->addr, b->addrlen) == 0)
+        if (connect(c->fd, &b->addr.sa, b->addr.len) == 0)
                 on_connected(b, c, now);
         else if (errno != EINPROGRESS)
                 conn_fail_errno(b, c, "connect", errno);
@@ -394,7 +392,7 @@ static void conn_send(struct bench *b, struct conn *c) {
                 sent = true;
         }
         if (sent)
-                c->deadline = now_nsec() + b->timeout_ns;
+                c->deadline = now_nsec(CLOCK_MONOTONIC) + b->timeout_ns;
 
         /* rate half-closes after its payload, stream after --requests chunks. */
         if (c->tx == c->goal && !c->shut &&
@@ -474,7 +472,7 @@ static void conn_recv(struct bench *b, struct conn *c) {
                         conn_fail_errno(b, c, "recv", errno);
                         return;
                 }
-                uint64_t now = now_nsec();
+                uint64_t now = now_nsec(CLOCK_MONOTONIC);
                 if (k == 0) {
                         on_eof(b, c, now);
                         return;
@@ -505,7 +503,7 @@ static void conn_recv(struct bench *b, struct conn *c) {
                 }
         }
         if (got)
-                c->deadline = c->state == CS_HELD ? 0 : now_nsec() + b->timeout_ns;
+                c->deadline = c->state == CS_HELD ? 0 : now_nsec(CLOCK_MONOTONIC) + b->timeout_ns;
 }
 
 static void conn_event(struct bench *b, struct conn *c, uint32_t ev) {
@@ -523,7 +521,7 @@ static void conn_event(struct bench *b, struct conn *c, uint32_t ev) {
                         conn_fail_errno(b, c, "connect", err);
                         return;
                 }
-                on_connected(b, c, now_nsec());
+                on_connected(b, c, now_nsec(CLOCK_MONOTONIC));
                 if (c->gen != gen || c->fd < 0)
                         return;
         }
@@ -557,7 +555,7 @@ static void process_queue(struct bench *b) {
                 if (!may_start_request(b))
                         continue;
                 if (b->o->mode == BENCH_RATE)
-                        request_begin(b, c, now_nsec());
+                        request_begin(b, c, now_nsec(CLOCK_MONOTONIC));
                 conn_open(b, c);
         }
         memmove(b->queue, b->queue + n, (b->nqueue - n) * sizeof(*b->queue));
@@ -647,13 +645,13 @@ static void hold_check_established(struct bench *b, uint64_t now) {
 
 static int bench_loop(struct bench *b) {
         struct epoll_event evs[256];
-        uint64_t last_scan = now_nsec();
+        uint64_t last_scan = now_nsec(CLOCK_MONOTONIC);
 
         for (;;) {
                 if (b->nqueue > 0 || b->o->mode == BENCH_HOLD)
                         process_queue(b);
 
-                uint64_t now = now_nsec();
+                uint64_t now = now_nsec(CLOCK_MONOTONIC);
                 if (b->o->mode == BENCH_HOLD && !b->stopping)
                         hold_check_established(b, now);
                 if (!b->stopping && b->t_end != 0 && now >= b->t_end)
@@ -687,7 +685,7 @@ static int bench_loop(struct bench *b) {
                                         ;
                                 b->interrupted = true;
                                 if (!b->stopping)
-                                        bench_stop(b, now_nsec());
+                                        bench_stop(b, now_nsec(CLOCK_MONOTONIC));
                                 else if (b->o->mode == BENCH_STREAM) {
                                         /* A second signal: abandon the drain. */
                                         for (uint32_t j = 0; j < b->nconns; j++)
@@ -705,7 +703,7 @@ static int bench_loop(struct bench *b) {
                         conn_event(b, c, evs[i].events);
                 }
 
-                now = now_nsec();
+                now = now_nsec(CLOCK_MONOTONIC);
                 if (now - last_scan >= SCAN_NS) {
                         scan_timeouts(b, now);
                         last_scan = now;
@@ -857,7 +855,7 @@ static void bench_free(struct bench *b) {
 }
 
 static void fill_pattern(unsigned char *p) {
-        uint64_t x = now_nsec() ^ ((uint64_t) getpid() << 32) ^ UINT64_C(0x9e3779b97f4a7c15);
+        uint64_t x = now_nsec(CLOCK_MONOTONIC) ^ ((uint64_t) getpid() << 32) ^ UINT64_C(0x9e3779b97f4a7c15);
 
         for (size_t i = 0; i < PATTERN_LEN; i++) {
                 /* xorshift64* */
@@ -881,9 +879,8 @@ int run_bench(const struct options *o) {
         if (r != EXIT_OK)
                 return r;
         /* One address for the whole run, so every connection measures the same path. */
-        memcpy(&b.addr, ai->ai_addr, ai->ai_addrlen);
-        b.addrlen = ai->ai_addrlen;
-        format_sockaddr(ai->ai_addr, b.target, sizeof(b.target));
+        (void) sockaddr_set(&b.addr, ai->ai_addr, ai->ai_addrlen);     /* getaddrinfo()'s always fit */
+        sockaddr_format(&b.addr, b.target, sizeof(b.target));
 
         if (o->source) {
                 _cleanup_(freeaddrinfop) struct addrinfo *src = NULL;
@@ -897,8 +894,7 @@ int run_bench(const struct options *o) {
                                 ai->ai_family == AF_INET ? "IPv4" : "IPv6", b.target);
                         return EXIT_USAGE;
                 }
-                memcpy(&b.source, src->ai_addr, src->ai_addrlen);
-                b.sourcelen = src->ai_addrlen;
+                (void) sockaddr_set(&b.source, src->ai_addr, src->ai_addrlen);
         }
 
         r = raise_nofile(o->concurrency + 64);
@@ -947,7 +943,7 @@ int run_bench(const struct options *o) {
                 return EXIT_IO;
         }
 
-        b.t0 = now_nsec();
+        b.t0 = now_nsec(CLOCK_MONOTONIC);
         b.counting = true;
         if (o->mode == BENCH_HOLD)
                 b.t_establish_end = b.t0 + (o->duration_usec + o->timeout_usec) * NSEC_PER_USEC;

@@ -1,30 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * echoc: what the argument parser (echoc.c), the line mode (echoc-pipe.c)
- * and the load generator (echoc-bench.c) share: options, exit codes, and the
- * small helpers in echoc-util.c (strict number parsing, name resolution,
- * address formatting, clocks).
+ * echoc: what the command line (main.c), the line mode (line.c) and the
+ * load generator (bench.c) share: options, exit codes, and echoc's own
+ * helpers in util.c (messages, its duration syntax, name resolution).
+ * Numbers, sizes, addresses and clocks come from src/shared.
  */
 #pragma once
 
 #include <netdb.h>
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
+#include "addr.h"
 #include "fd-util.h"
+#include "macro.h"
 #include "parse.h"
+#include "usage.h"
 
-#define NSEC_PER_USEC UINT64_C(1000)
-#define NSEC_PER_SEC  UINT64_C(1000000000)
-
-/* Exit codes, documented in echoc(1). */
+/* Exit codes, documented in echoc(1); EXIT_USAGE (2) is usage.h's. */
 enum {
         EXIT_OK = 0,
-        EXIT_MISMATCH = 1,      /* echo differed or was short; bench: errors were counted */
-        EXIT_USAGE = 2,
+        EXIT_MISMATCH = 1,      /* echo differed, was short or had extra bytes; bench: errors were counted */
         EXIT_CONNECT = 3,       /* name resolution or connection failure */
         EXIT_TIMEOUT = 4,       /* connect or echo timed out */
         EXIT_IO = 5,            /* connection reset, or local I/O / resource failure */
@@ -64,24 +61,15 @@ void log_msg(const char *fmt, ...) _printf_(1, 2);
 const char *bench_mode_to_string(enum bench_mode m);
 enum bench_mode bench_mode_from_string(const char *s);
 
-/* Strict parsers: the whole string must match. Return 0, -EINVAL or -ERANGE. */
-int parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
-/* Bytes with an optional K/M/G suffix (powers of 1024). */
-int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
-/* Seconds, optionally fractional ("0.5"), or with a unit: "250ms", "2s", "1m". */
+/* Seconds, optionally fractional ("0.5"), or with a unit: "250ms", "2s", "1m".
+ * Returns 0, -EINVAL or -ERANGE. */
 int parse_seconds(const char *s, uint64_t *ret_usec);
 
 /* getaddrinfo() for a TCP peer. Returns EXIT_OK, or EXIT_CONNECT after saying why. */
 int resolve_host(const char *host, const char *port, int family, struct addrinfo **ret);
 
-/* "127.0.0.1:7" or "[::1]:7". */
-#define SOCKADDR_STR_MAX (INET6_ADDRSTRLEN + 16)
-const char *format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
-
 /* Formats a duration in microseconds as e.g. "10s" or "1.5s". */
 const char *format_seconds(uint64_t usec, char *buf, size_t size);
-
-uint64_t now_nsec(void);
 
 static inline void freeaddrinfop(struct addrinfo **ai) {
         if (*ai)

@@ -5,6 +5,8 @@
  * for byte. Full duplex through poll(): the socket is always read while
  * input is sent, so a long pipe never deadlocks against the server's
  * buffers. At most WINDOW bytes are in flight (sent, not yet echoed).
+ * A byte beyond what was sent cannot be an echo: the first one ends the
+ * conversation at once, however much more the server would send.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -37,13 +39,13 @@ static int connect_one(const struct addrinfo *ai, uint64_t timeout_usec) {
                 if (errno != EINPROGRESS)
                         return -errno;
 
-                uint64_t deadline = now_nsec() + timeout_usec * NSEC_PER_USEC;
+                uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
                 for (;;) {
                         struct pollfd p = { .fd = fd, .events = POLLOUT };
-                        uint64_t now = now_nsec();
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
                         if (now >= deadline)
                                 return -ETIMEDOUT;
-                        int ms = (int) ((deadline - now + 999999) / 1000000);
+                        int ms = (int) ((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
                         int n = poll(&p, 1, ms);
                         if (n < 0 && errno == EINTR)
                                 continue;
@@ -63,9 +65,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t timeout_usec) {
 }
 
 static void describe_byte(char *buf, size_t size, int c) {
-        if (c < 0)
-                snprintf(buf, size, "nothing");
-        else if (c == '\n')
+        if (c == '\n')
                 snprintf(buf, size, "'\\n' (0x0a)");
         else if (c >= 0x20 && c < 0x7f)
                 snprintf(buf, size, "'%c' (0x%02x)", c, c);
@@ -75,7 +75,7 @@ static void describe_byte(char *buf, size_t size, int c) {
 
 struct session {
         int fd;
-        char peer[SOCKADDR_STR_MAX];
+        char peer[ADDR_STR_MAX];
 
         /* buf[0..verified) is free, [verified..sent) awaits its echo,
          * [sent..filled) is read from stdin but not yet sent. */
@@ -83,41 +83,41 @@ struct session {
         size_t verified, sent, filled;
 
         uint64_t total_sent, total_recv;
-        uint64_t lines_verified;        /* newlines echoed correctly so far */
+        uint64_t lines_recv;            /* newlines received up to the first extra byte */
         bool stdin_eof, shut, peer_eof;
 
-        bool mismatch;
+        bool mismatch;                  /* a byte differed */
         uint64_t mismatch_offset, mismatch_line;
-        int mismatch_sent, mismatch_got;  /* -1: nothing */
+        int mismatch_sent, mismatch_got;
+
+        bool extra;                     /* more came back than was sent */
+        uint64_t extra_offset, extra_line;
+        int extra_got;
 };
 
-/* Compares echoed bytes with what was sent; records the first difference. */
+/* Compares echoed bytes with what was sent; records the first difference
+ * and the first byte beyond what was sent. */
 static void verify(struct session *s, const unsigned char *data, size_t n) {
         size_t expect = s->sent - s->verified;
         size_t k = n < expect ? n : expect;
+        const unsigned char *want = s->buf + s->verified;
 
-        if (!s->mismatch) {
-                const unsigned char *want = s->buf + s->verified;
-                for (size_t i = 0; i < k; i++) {
-                        if (data[i] != want[i]) {
-                                s->mismatch = true;
-                                s->mismatch_offset = s->total_recv + i;
-                                s->mismatch_sent = want[i];
-                                s->mismatch_got = data[i];
-                                break;
-                        }
-                        if (data[i] == '\n')
-                                s->lines_verified++;
-                }
-                if (!s->mismatch && n > k) {
-                        /* More came back than was sent. */
+        for (size_t i = 0; i < k; i++) {
+                if (!s->mismatch && data[i] != want[i]) {
                         s->mismatch = true;
-                        s->mismatch_offset = s->total_recv + k;
-                        s->mismatch_sent = -1;
-                        s->mismatch_got = data[k];
+                        s->mismatch_offset = s->total_recv + i;
+                        s->mismatch_line = s->lines_recv + 1;
+                        s->mismatch_sent = want[i];
+                        s->mismatch_got = data[i];
                 }
-                if (s->mismatch)
-                        s->mismatch_line = s->lines_verified + 1;
+                if (data[i] == '\n')
+                        s->lines_recv++;
+        }
+        if (n > k && !s->extra) {
+                s->extra = true;
+                s->extra_offset = s->total_recv + k;
+                s->extra_line = s->lines_recv + 1;
+                s->extra_got = data[k];
         }
         s->verified += k;
         s->total_recv += n;
@@ -137,21 +137,21 @@ static size_t sendable_end(const struct session *s) {
 static int report(const struct session *s) {
         char a[32], b[32];
 
-        if (s->mismatch && s->mismatch_sent < 0) {
-                describe_byte(b, sizeof(b), s->mismatch_got);
-                log_msg("echo has extra bytes: %" PRIu64 " bytes sent, %" PRIu64 " received; the first "
-                        "unexpected byte, %s, is byte %" PRIu64 " (line %" PRIu64 ")",
-                        s->total_sent, s->total_recv, b, s->mismatch_offset + 1, s->mismatch_line);
-                return EXIT_MISMATCH;
-        }
         if (s->mismatch) {
                 describe_byte(a, sizeof(a), s->mismatch_sent);
                 describe_byte(b, sizeof(b), s->mismatch_got);
                 log_msg("echo differs at byte %" PRIu64 " (line %" PRIu64 "): sent %s, received %s "
                         "(%" PRIu64 " bytes sent, %" PRIu64 " received)",
                         s->mismatch_offset + 1, s->mismatch_line, a, b, s->total_sent, s->total_recv);
-                return EXIT_MISMATCH;
         }
+        if (s->extra) {
+                describe_byte(b, sizeof(b), s->extra_got);
+                log_msg("echo has extra bytes: %" PRIu64 " bytes sent, %" PRIu64 " received; the first "
+                        "unexpected byte, %s, is byte %" PRIu64 " (line %" PRIu64 "); stopped reading",
+                        s->total_sent, s->total_recv, b, s->extra_offset + 1, s->extra_line);
+        }
+        if (s->mismatch || s->extra)
+                return EXIT_MISMATCH;
         if (s->total_recv < s->total_sent || !s->stdin_eof) {
                 log_msg("short echo: %s closed the connection after echoing %" PRIu64 " of %" PRIu64
                         " bytes sent%s", s->peer, s->total_recv, s->total_sent,
@@ -163,7 +163,7 @@ static int report(const struct session *s) {
 
 static int converse(struct session *s, uint64_t timeout_usec) {
         _cleanup_(freep) unsigned char *rbuf = malloc(RBUF);
-        uint64_t last_progress = now_nsec();
+        uint64_t last_progress = now_usec(CLOCK_MONOTONIC);
         char t[32];
 
         if (!rbuf) {
@@ -187,14 +187,14 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                 /* The clock runs only while we wait on the network, not on the user. */
                 int ms = -1;
                 if (waiting || end > s->sent) {
-                        uint64_t now = now_nsec(), deadline = last_progress + timeout_usec * NSEC_PER_USEC;
+                        uint64_t now = now_usec(CLOCK_MONOTONIC), deadline = last_progress + timeout_usec;
                         if (now >= deadline) {
                                 log_msg("timed out after %s waiting for %s (%" PRIu64 " bytes sent, %"
                                         PRIu64 " echoed)", format_seconds(timeout_usec, t, sizeof(t)),
                                         s->peer, s->total_sent, s->total_recv);
                                 return EXIT_TIMEOUT;
                         }
-                        ms = (int) ((deadline - now + 999999) / 1000000);
+                        ms = (int) ((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
                 }
 
                 int n = poll(p, 2, ms);
@@ -204,8 +204,9 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                         log_msg("poll: %m");
                         return EXIT_IO;
                 }
+                /* The wait was on the user: start the clock now. */
                 if (ms < 0)
-                        last_progress = now_nsec();     /* the wait was on the user: start the clock now */
+                        last_progress = now_usec(CLOCK_MONOTONIC);
 
                 if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
                         ssize_t k = recv(s->fd, rbuf, RBUF, MSG_DONTWAIT);
@@ -217,7 +218,7 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                         if (k == 0)
                                 s->peer_eof = true;
                         if (k > 0) {
-                                last_progress = now_nsec();
+                                last_progress = now_usec(CLOCK_MONOTONIC);
                                 verify(s, rbuf, (size_t) k);
                                 int r = loop_write(STDOUT_FILENO, rbuf, (size_t) k);
                                 if (r < 0) {
@@ -225,6 +226,9 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                                         log_msg("write to standard output: %m");
                                         return EXIT_IO;
                                 }
+                                /* Reading on could last for ever (a server that streams). */
+                                if (s->extra)
+                                        return report(s);
                         }
                 }
 
@@ -236,7 +240,7 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                                 return EXIT_IO;
                         }
                         if (k > 0) {
-                                last_progress = now_nsec();
+                                last_progress = now_usec(CLOCK_MONOTONIC);
                                 s->sent += (size_t) k;
                                 s->total_sent += (uint64_t) k;
                         }
@@ -268,7 +272,7 @@ static int converse(struct session *s, uint64_t timeout_usec) {
                                 return EXIT_IO;
                         }
                         s->shut = true;
-                        last_progress = now_nsec();
+                        last_progress = now_usec(CLOCK_MONOTONIC);
                 }
         }
         return report(s);
@@ -279,7 +283,7 @@ int run_pipe(const struct options *o) {
         _cleanup_(freep) unsigned char *buf = NULL;
         _cleanup_(closep) int fd = -1;
         struct session s = {};
-        char addr[SOCKADDR_STR_MAX], t[32];
+        char addr[ADDR_STR_MAX], t[32];
         int r, last = 0;
 
         /* Standard output may be a pipe that closes early: report EPIPE, do not die. */
@@ -290,7 +294,10 @@ int run_pipe(const struct options *o) {
                 return r;
 
         for (const struct addrinfo *a = ai; a; a = a->ai_next) {
-                format_sockaddr(a->ai_addr, addr, sizeof(addr));
+                struct sockaddr_any sa = {};
+
+                (void) sockaddr_set(&sa, a->ai_addr, a->ai_addrlen);   /* getaddrinfo()'s always fit */
+                sockaddr_format(&sa, addr, sizeof(addr));
                 r = connect_one(a, o->timeout_usec);
                 if (r >= 0) {
                         fd = r;

@@ -2,8 +2,8 @@
 /*
  * echoc: the echo client and load generator that comes with echod.
  * This file owns the command line: it parses and validates the options,
- * then hands over to the line mode (echoc-pipe.c) or the load generator
- * (echoc-bench.c). Every usage error exits with EXIT_USAGE here.
+ * then hands over to the line mode (line.c) or the load generator
+ * (bench.c). Every usage error exits with EXIT_USAGE here.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,17 +53,6 @@ static void help(void) {
                program_name);
 }
 
-_printf_(1, 2) static int usage_error(const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", program_name);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\nTry '%s --help' for more information.\n", program_name);
-        return EXIT_USAGE;
-}
-
 static const char *range_text(int r) {
         return r == -ERANGE ? "out of range" : "not valid";
 }
@@ -105,44 +93,49 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                 case '6': {
                         int f = c == '4' ? AF_INET : AF_INET6;
                         if (o->family != AF_UNSPEC && o->family != f)
-                                return usage_error("-4 and -6 exclude each other");
+                                return usage_error(program_name, "-4 and -6 exclude each other");
                         o->family = f;
                         break;
                 }
                 case 't':
                         r = parse_seconds(optarg, &o->timeout_usec);
                         if (r < 0 || o->timeout_usec == 0)
-                                return usage_error("--timeout: '%s' is %s (seconds > 0, e.g. 5, 0.5, 250ms)",
+                                return usage_error(program_name,
+                                                   "--timeout: '%s' is %s (seconds > 0, e.g. 5, 0.5, 250ms)",
                                                    optarg, r < 0 ? range_text(r) : "out of range");
                         break;
                 case ARG_BENCH:
                         o->mode = bench_mode_from_string(optarg);
                         if (o->mode == BENCH_NONE)
-                                return usage_error("--bench: unknown mode '%s' (rate, stream, latency, hold)", optarg);
+                                return usage_error(program_name,
+                                                   "--bench: unknown mode '%s' (rate, stream, latency, hold)", optarg);
                         break;
                 case 'c':
-                        r = parse_count(optarg, 1, 1000000, &o->concurrency);
+                        r = parse_uint64_range(optarg, 1, 1000000, &o->concurrency);
                         if (r < 0)
-                                return usage_error("--concurrency: '%s' is %s (1..1000000)", optarg, range_text(r));
+                                return usage_error(program_name, "--concurrency: '%s' is %s (1..1000000)",
+                                                   optarg, range_text(r));
                         bench_only = "--concurrency";
                         break;
                 case 's':
-                        r = parse_bytes(optarg, 1, UINT64_C(1) << 30, &o->size);
+                        r = parse_size_range(optarg, 1, UINT64_C(1) << 30, &o->size);
                         if (r < 0)
-                                return usage_error("--size: '%s' is %s (1..1G bytes)", optarg, range_text(r));
+                                return usage_error(program_name, "--size: '%s' is %s (1..1G bytes)",
+                                                   optarg, range_text(r));
                         bench_only = "--size";
                         break;
                 case 'd':
                         r = parse_seconds(optarg, &o->duration_usec);
                         if (r < 0 || o->duration_usec == 0)
-                                return usage_error("--duration: '%s' is %s (seconds > 0)",
+                                return usage_error(program_name, "--duration: '%s' is %s (seconds > 0)",
                                                    optarg, r < 0 ? range_text(r) : "out of range");
                         bench_only = "--duration";
                         break;
                 case 'n':
-                        r = parse_count(optarg, 1, UINT64_C(1) << 48, &o->requests);
+                        r = parse_uint64_range(optarg, 1, UINT64_C(1) << 48, &o->requests);
                         if (r < 0)
-                                return usage_error("--requests: '%s' is %s (1 or more)", optarg, range_text(r));
+                                return usage_error(program_name, "--requests: '%s' is %s (1 or more)",
+                                                   optarg, range_text(r));
                         bench_only = "--requests";
                         break;
                 case ARG_JSON:
@@ -160,35 +153,32 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                         printf("echoc %s\n", ECHOD_VERSION);
                         exit(EXIT_OK);
                 case ':':
-                        return usage_error("option '%s' needs an argument", argv[optind - 1]);
+                        return usage_error(program_name, "option '%s' needs an argument", argv[optind - 1]);
                 default:
                         if (optopt)
-                                fprintf(stderr, "%s: unknown option '-%c'\n", program_name, optopt);
-                        else
-                                fprintf(stderr, "%s: unknown option '%s'\n", program_name, argv[optind - 1]);
-                        fprintf(stderr, "Try '%s --help' for more information.\n", program_name);
-                        return EXIT_USAGE;
+                                return usage_error(program_name, "unknown option '-%c'", optopt);
+                        return usage_error(program_name, "unknown option '%s'", argv[optind - 1]);
                 }
         }
 
         if (o->mode == BENCH_NONE && bench_only)
-                return usage_error("%s is only valid with --bench", bench_only);
+                return usage_error(program_name, "%s is only valid with --bench", bench_only);
 
         int npos = argc - optind;
         if (o->mode == BENCH_NONE) {
                 if (npos < 1)
-                        return usage_error("missing HOST");
+                        return usage_error(program_name, "missing HOST");
                 if (npos > 2)
-                        return usage_error("too many arguments (expected HOST [PORT])");
+                        return usage_error(program_name, "too many arguments (expected HOST [PORT])");
         } else if (npos < 2)
-                return usage_error("--bench needs HOST and PORT");
+                return usage_error(program_name, "--bench needs HOST and PORT");
         else if (npos > 2)
-                return usage_error("too many arguments (expected HOST PORT)");
+                return usage_error(program_name, "too many arguments (expected HOST PORT)");
         o->host = argv[optind];
         if (npos == 2)
                 o->port = argv[optind + 1];
         if (o->host[0] == '\0' || o->port[0] == '\0')
-                return usage_error("empty HOST or PORT");
+                return usage_error(program_name, "empty HOST or PORT");
 
         if (o->mode != BENCH_NONE) {
                 if (o->concurrency == 0)

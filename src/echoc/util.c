@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* echoc helpers: strict parsers, name resolution, address and time formatting. */
+/* echoc's own helpers: messages, mode names, its duration syntax, name resolution. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "echoc.h"
 
@@ -42,59 +40,6 @@ enum bench_mode bench_mode_from_string(const char *s) {
                 if (strcmp(s, mode_names[m]) == 0)
                         return m;
         return BENCH_NONE;
-}
-
-int parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
-        uint64_t v;
-        int r;
-
-        r = parse_uint64(s, &v);
-        if (r < 0)
-                return r;
-        if (v < min || v > max)
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
-int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
-        const char *end;
-        uint64_t v, mult = 1;
-        int r;
-
-        r = parse_uint64_prefix(s, &end, &v);
-        if (r < 0)
-                return r;
-        switch (*end) {
-        case '\0':
-                break;
-        case 'k': case 'K':
-                mult = UINT64_C(1) << 10;
-                end++;
-                break;
-        case 'm': case 'M':
-                mult = UINT64_C(1) << 20;
-                end++;
-                break;
-        case 'g': case 'G':
-                mult = UINT64_C(1) << 30;
-                end++;
-                break;
-        default:
-                return -EINVAL;
-        }
-        /* Accept "64K", "64KB", "64KiB". */
-        if (mult > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
-                end += strlen(end);
-        if (*end != '\0')
-                return -EINVAL;
-        if (v > UINT64_MAX / mult)
-                return -ERANGE;
-        v *= mult;
-        if (v < min || v > max)
-                return -ERANGE;
-        *ret = v;
-        return 0;
 }
 
 int parse_seconds(const char *s, uint64_t *ret_usec) {
@@ -153,33 +98,10 @@ int resolve_host(const char *host, const char *port, int family, struct addrinfo
         return EXIT_CONNECT;
 }
 
-const char *format_sockaddr(const struct sockaddr *sa, char *buf, size_t size) {
-        char a[INET6_ADDRSTRLEN];
-
-        if (sa->sa_family == AF_INET) {
-                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
-                inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
-                snprintf(buf, size, "%s:%u", a, ntohs(in->sin_port));
-        } else if (sa->sa_family == AF_INET6) {
-                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
-                inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
-                snprintf(buf, size, "[%s]:%u", a, ntohs(in6->sin6_port));
-        } else
-                snprintf(buf, size, "(family %d)", sa->sa_family);
-        return buf;
-}
-
 const char *format_seconds(uint64_t usec, char *buf, size_t size) {
         if (usec % USEC_PER_SEC == 0)
                 snprintf(buf, size, "%llus", (unsigned long long) (usec / USEC_PER_SEC));
         else
                 snprintf(buf, size, "%.6gs", (double) usec / (double) USEC_PER_SEC);
         return buf;
-}
-
-uint64_t now_nsec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
 }

@@ -47,13 +47,17 @@ static int parse_host(const char *host, struct sockaddr_any *ret) {
         struct addrinfo *res = NULL;
         if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
                 return -EINVAL;
-        if (res->ai_addrlen > sizeof ret->storage) {
-                freeaddrinfo(res);
-                return -EINVAL;
-        }
-        memcpy(&ret->storage, res->ai_addr, res->ai_addrlen);
-        ret->len = res->ai_addrlen;
+        int r = sockaddr_set(ret, res->ai_addr, res->ai_addrlen);
         freeaddrinfo(res);
+        return r;
+}
+
+int sockaddr_set(struct sockaddr_any *ret, const struct sockaddr *sa, socklen_t len) {
+        if (len > sizeof ret->storage)
+                return -EINVAL;
+        memset(ret, 0, sizeof *ret);
+        memcpy(&ret->storage, sa, len);
+        ret->len = len;
         return 0;
 }
 

@@ -39,6 +39,10 @@ int sockaddr_parse(const char *s, struct sockaddr_any *ret);
  * Rejects host bits outside the prefix with -EADDRNOTAVAIL. */
 int netaddr_parse_cidr(const char *s, struct netaddr *ret);
 
+/* Copies an address that the kernel or getaddrinfo() returned (len bytes).
+ * Returns 0, or -EINVAL when it does not fit. */
+int sockaddr_set(struct sockaddr_any *ret, const struct sockaddr *sa, socklen_t len);
+
 /* Rewrites an IPv4-mapped IPv6 address (::ffff:a.b.c.d) as plain IPv4. */
 void sockaddr_unmap(struct sockaddr_any *a);
 

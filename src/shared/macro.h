@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Attributes, cleanup helpers, array sizes and the monotonic clock. */
+/* Attributes, cleanup helpers, array sizes and the clocks. */
 #pragma once
 
 #include <stdint.h>
@@ -27,9 +27,13 @@ static inline void freep(void *p) {
 #define TAKE_PTR(p) ({ __typeof__(p) _p = (p); (p) = NULL; _p; })
 #define TAKE_FD(fd) ({ int _fd = (fd); (fd) = -1; _fd; })
 
-static inline uint64_t now_usec(clockid_t clock) {
+static inline uint64_t now_nsec(clockid_t clock) {
         struct timespec ts;
 
         (void) clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+        return (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
+}
+
+static inline uint64_t now_usec(clockid_t clock) {
+        return now_nsec(clock) / NSEC_PER_USEC;
 }

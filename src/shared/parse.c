@@ -38,6 +38,24 @@ int parse_uint64(const char *s, uint64_t *ret) {
         return 0;
 }
 
+/* parse(s), and the value must lie in min..max; *ret is untouched on failure. */
+static int parse_in_range(int (*parse)(const char *, uint64_t *), const char *s,
+                          uint64_t min, uint64_t max, uint64_t *ret) {
+        uint64_t v;
+        int r = parse(s, &v);
+
+        if (r < 0)
+                return r;
+        if (v < min || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int parse_uint64_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
+        return parse_in_range(parse_uint64, s, min, max, ret);
+}
+
 static int mul_add(uint64_t *acc, uint64_t v, uint64_t unit) {
         if (v > UINT64_MAX / unit)
                 return -ERANGE;
@@ -112,6 +130,10 @@ int parse_size(const char *s, uint64_t *ret) {
                 return -ERANGE;
         *ret = v * unit;
         return 0;
+}
+
+int parse_size_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
+        return parse_in_range(parse_size, s, min, max, ret);
 }
 
 void format_duration(char *buf, size_t size, uint64_t usec) {

@@ -46,7 +46,10 @@ class EchoServer:
     offset `arg` of every connection; "truncate" echoes only the first
     `arg` bytes (it keeps reading to EOF, then closes cleanly); "extra"
     echoes and then sends b"EXTRA" before closing; "sink" reads and
-    neither answers nor closes.
+    neither answers nor closes; "flood" echoes the first chunk it reads,
+    then sends b"flood\n" lines without end; "babble" reads nothing and
+    sends b"X" without end. The endless senders stop when the client
+    goes away.
     """
 
     def __init__(self, family=socket.AF_INET, mode="echo", arg=0):
@@ -75,6 +78,9 @@ class EchoServer:
         offset = 0
         with conn:
             try:
+                if self.mode in ("flood", "babble"):
+                    self._send_forever(conn)
+                    return
                 while True:
                     data = conn.recv(65536)
                     if not data:
@@ -96,6 +102,15 @@ class EchoServer:
                     self._stop.wait(RUN_TIMEOUT)  # never answer, never close
             except OSError:
                 pass
+
+    def _send_forever(self, conn):
+        if self.mode == "flood":
+            conn.sendall(conn.recv(65536))
+            chunk = b"flood\n" * 10000
+        else:
+            chunk = b"X" * 65536
+        while not self._stop.is_set():
+            conn.sendall(chunk)  # raises once the client has closed
 
     def close(self):
         self._stop.set()
@@ -120,11 +135,55 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Counted:
+    """echoc with a pipe on standard input, and its standard output read
+    by a thread that keeps the first KEEP bytes and counts the rest, so
+    that a client that never stops reading fills neither memory nor disk."""
+
+    KEEP = 1 << 20
+
+    def __init__(self, args):
+        self.proc = subprocess.Popen([ECHOC] + [str(a) for a in args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.head, self.total, self.stderr = bytearray(), 0, ""
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self):
+        while chunk := self.proc.stdout.read1(65536):
+            self.total += len(chunk)
+            if len(self.head) < self.KEEP:
+                self.head += chunk[: self.KEEP - len(self.head)]
+
+    def wait(self, timeout=RUN_TIMEOUT):
+        """The exit status; the timeout only guards against a hung echoc."""
+        rc = self.proc.wait(timeout=timeout)
+        self._thread.join(timeout)
+        self.stderr = self.proc.stderr.read().decode()
+        return rc
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._thread.join(RUN_TIMEOUT)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
 class ServerTestCase(unittest.TestCase):
     def server(self, **kw):
         srv = EchoServer(**kw)
         self.addCleanup(srv.close)
         return srv
+
+    def counted(self, args):
+        c = Counted(args)
+        self.addCleanup(c.close)
+        return c
 
 
 class LineModeTest(ServerTestCase):
@@ -208,6 +267,33 @@ class LineModeTest(ServerTestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("extra bytes", p.stderr.decode())
 
+    def test_endless_echo_stops_at_once(self):
+        # More than was sent is a mismatch at its first byte: echoc must not
+        # read on, and must not wait for the end of its input to say so.
+        srv = self.server(mode="flood")
+        c = self.counted(["--timeout", "2", srv.host, srv.port])
+        c.proc.stdin.write(b"abc\n")
+        c.proc.stdin.flush()  # and standard input stays open
+        self.assertEqual(c.wait(), 1, c.stderr)
+        self.assertTrue(c.head.startswith(b"abc\nflood\n"), bytes(c.head[:64]))
+        self.assertIn("echo has extra bytes: 4 bytes sent, %d received;" % c.total, c.stderr)
+        self.assertIn("the first unexpected byte, 'f' (0x66), is byte 5 (line 2)", c.stderr)
+        # It stopped at the read (of at most 64 KiB) that brought the first extra byte.
+        self.assertLessEqual(c.total, 4 + 64 * 1024)
+
+    def test_endless_garbage_stops_at_once(self):
+        # A differing echo that then runs past what was sent stops as well.
+        srv = self.server(mode="babble")
+        c = self.counted(["--timeout", "2", srv.host, srv.port])
+        try:
+            c.proc.stdin.write(b"abc\n")
+            c.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the first X came before the input: echoc is gone already
+        self.assertEqual(c.wait(), 1, c.stderr)
+        self.assertRegex(c.stderr, r"echo has extra bytes: [04] bytes sent, %d received;" % c.total)
+        self.assertLessEqual(c.total, 4 + 64 * 1024)
+
     def test_timeout(self):
         srv = self.server(mode="sink")
         p = run(["--timeout", "0.5", srv.host, srv.port], b"anyone there?\n")
@@ -268,6 +354,7 @@ class UsageTest(unittest.TestCase):
         ["--bench", "rate", "--concurrency", "many", "127.0.0.1", "7"],
         ["--bench", "rate", "--size", "0", "127.0.0.1", "7"],
         ["--bench", "rate", "--size", "12Q", "127.0.0.1", "7"],
+        ["--bench", "rate", "--size", "64k", "127.0.0.1", "7"],
         ["--bench", "rate", "--size", "2G", "127.0.0.1", "7"],
         ["--bench", "rate", "--duration", "-1", "127.0.0.1", "7"],
         ["--bench", "rate", "--requests", "0", "127.0.0.1", "7"],

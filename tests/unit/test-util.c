@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for util.c: strict number, duration and size parsers, and
- * the descriptor helpers. */
+/* Unit tests for src/shared: strict number, duration and size parsers,
+ * the clocks, the strbuf, usage errors, copying an address, and the
+ * descriptor helpers. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "unit.h"
+#include "addr.h"
 #include "fd-util.h"
 #include "parse.h"
 #include "strbuf.h"
+#include "usage.h"
 
 #define SEC(n) ((uint64_t) (n) * USEC_PER_SEC)
 
@@ -181,6 +186,55 @@ START_TEST(test_size_overflow)
 }
 END_TEST
 
+/* ---- the range-checked parsers ---- */
+
+START_TEST(test_uint64_range)
+{
+        uint64_t v = 12345;
+
+        ck_assert_int_eq(parse_uint64_range("1", 1, 1000000, &v), 0);
+        ck_assert_uint_eq(v, 1);
+        ck_assert_int_eq(parse_uint64_range("1000000", 1, 1000000, &v), 0);
+        ck_assert_uint_eq(v, 1000000);
+        ck_assert_int_eq(parse_uint64_range("18446744073709551615", 0, UINT64_MAX, &v), 0);
+        ck_assert_uint_eq(v, UINT64_MAX);
+
+        v = 12345;
+        ck_assert_int_eq(parse_uint64_range("0", 1, 1000000, &v), -ERANGE);
+        ck_assert_int_eq(parse_uint64_range("1000001", 1, 1000000, &v), -ERANGE);
+        ck_assert_int_eq(parse_uint64_range("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+        ck_assert_int_eq(parse_uint64_range("-3", 1, 10, &v), -EINVAL);
+        ck_assert_int_eq(parse_uint64_range("1e3", 1, 10000, &v), -EINVAL);
+        ck_assert_int_eq(parse_uint64_range("", 0, 10, &v), -EINVAL);
+        ck_assert_int_eq(parse_uint64_range(NULL, 0, 10, &v), -EINVAL);
+        ck_assert_uint_eq(v, 12345);
+}
+END_TEST
+
+START_TEST(test_size_range)
+{
+        uint64_t v = 12345;
+
+        /* The grammar is parse_size()'s; only the bounds are added. */
+        ck_assert_int_eq(parse_size_range("1", 1, UINT64_C(1) << 30, &v), 0);
+        ck_assert_uint_eq(v, 1);
+        ck_assert_int_eq(parse_size_range("64K", 1, UINT64_C(1) << 30, &v), 0);
+        ck_assert_uint_eq(v, 65536);
+        ck_assert_int_eq(parse_size_range("1G", 1, UINT64_C(1) << 30, &v), 0);
+        ck_assert_uint_eq(v, UINT64_C(1) << 30);
+
+        v = 12345;
+        ck_assert_int_eq(parse_size_range("0", 1, UINT64_C(1) << 30, &v), -ERANGE);
+        ck_assert_int_eq(parse_size_range("1025M", 1, UINT64_C(1) << 30, &v), -ERANGE);
+        ck_assert_int_eq(parse_size_range("1T", 1, UINT64_C(1) << 30, &v), -ERANGE);
+        ck_assert_int_eq(parse_size_range("16777216T", 0, UINT64_MAX, &v), -ERANGE);
+        ck_assert_int_eq(parse_size_range("64k", 1, UINT64_C(1) << 30, &v), -EINVAL);
+        ck_assert_int_eq(parse_size_range("12Q", 1, UINT64_C(1) << 30, &v), -EINVAL);
+        ck_assert_int_eq(parse_size_range(NULL, 0, 10, &v), -EINVAL);
+        ck_assert_uint_eq(v, 12345);
+}
+END_TEST
+
 /* ---- format_duration ---- */
 
 START_TEST(test_format_duration)
@@ -288,6 +342,99 @@ START_TEST(test_strbuf_truncates)
 }
 END_TEST
 
+/* ---- clocks ---- */
+
+START_TEST(test_clocks)
+{
+        /* One reading in two units: a later microsecond reading never
+         * falls behind an earlier nanosecond one, and vice versa. */
+        for (int i = 0; i < 1000; i++) {
+                uint64_t ns = now_nsec(CLOCK_MONOTONIC);
+                uint64_t us = now_usec(CLOCK_MONOTONIC);
+                uint64_t ns2 = now_nsec(CLOCK_MONOTONIC);
+                unit_assert(ns / NSEC_PER_USEC <= us, "usec %llu behind nsec %llu",
+                            (unsigned long long) us, (unsigned long long) ns);
+                unit_assert(us <= ns2 / NSEC_PER_USEC, "usec %llu ahead of nsec %llu",
+                            (unsigned long long) us, (unsigned long long) ns2);
+        }
+
+        struct timespec ts;
+        ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &ts), 0);
+        uint64_t before = (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
+        ck_assert_uint_ge(now_nsec(CLOCK_REALTIME), before);
+}
+END_TEST
+
+/* ---- usage_error ---- */
+
+START_TEST(test_usage_error)
+{
+        char buf[256];
+        int p[2], saved;
+        ssize_t n;
+
+        ck_assert_int_eq(pipe(p), 0);
+        saved = dup(STDERR_FILENO);
+        ck_assert_int_ge(saved, 0);
+        ck_assert_int_ge(dup2(p[1], STDERR_FILENO), 0);
+        int r = usage_error("prog", "--size: '%s' is %s", "12Q", "not valid");
+        fflush(stderr);
+        ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+        close(saved);
+        close(p[1]);
+        n = read(p[0], buf, sizeof buf - 1);
+        close(p[0]);
+
+        ck_assert_int_eq(r, EXIT_USAGE);
+        ck_assert_int_eq(EXIT_USAGE, 2);
+        ck_assert_int_gt(n, 0);
+        buf[n] = '\0';
+        ck_assert_str_eq(buf, "prog: --size: '12Q' is not valid\n"
+                              "Try 'prog --help' for more information.\n");
+}
+END_TEST
+
+/* ---- sockaddr_set ---- */
+
+START_TEST(test_sockaddr_set)
+{
+        struct sockaddr_in in = {
+                .sin_family = AF_INET,
+                .sin_port = htons(7),
+                .sin_addr.s_addr = htonl(0x7f000001),
+        };
+        struct sockaddr_in6 in6 = {
+                .sin6_family = AF_INET6,
+                .sin6_port = htons(65535),
+                .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+        };
+        struct sockaddr_any a, b;
+        char buf[ADDR_STR_MAX];
+
+        memset(&a, 0xaa, sizeof a);
+        ck_assert_int_eq(sockaddr_set(&a, (const struct sockaddr *) &in, sizeof in), 0);
+        ck_assert_uint_eq(a.len, sizeof in);
+        sockaddr_format(&a, buf, sizeof buf);
+        ck_assert_str_eq(buf, "127.0.0.1:7");
+        ck_assert_int_eq(sockaddr_parse("127.0.0.1:7", &b), 0);
+        ck_assert(sockaddr_equal(&a, &b));
+        /* Nothing of the old contents is left behind the copied bytes. */
+        for (size_t i = sizeof in; i < sizeof a.storage; i++)
+                unit_assert(((const unsigned char *) &a.storage)[i] == 0, "byte %zu not cleared", i);
+
+        ck_assert_int_eq(sockaddr_set(&a, (const struct sockaddr *) &in6, sizeof in6), 0);
+        ck_assert_uint_eq(a.len, sizeof in6);
+        sockaddr_format(&a, buf, sizeof buf);
+        ck_assert_str_eq(buf, "[::1]:65535");
+
+        /* Too long for any address: refused, and a is left as it was. */
+        static unsigned char big[sizeof(struct sockaddr_storage) + 1];
+        b = a;
+        ck_assert_int_eq(sockaddr_set(&a, (const struct sockaddr *) big, sizeof big), -EINVAL);
+        ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);
+}
+END_TEST
+
 /* ---- descriptor helpers ---- */
 
 START_TEST(test_fd_flags)
@@ -377,6 +524,11 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_size_overflow);
         suite_add_tcase(s, tc);
 
+        tc = tcase_create("ranges");
+        tcase_add_test(tc, test_uint64_range);
+        tcase_add_test(tc, test_size_range);
+        suite_add_tcase(s, tc);
+
         tc = tcase_create("format_duration");
         tcase_add_test(tc, test_format_duration);
         tcase_add_test(tc, test_format_duration_round_trip);
@@ -386,6 +538,18 @@ static Suite *util_suite(void) {
         tc = tcase_create("strbuf");
         tcase_add_test(tc, test_strbuf);
         tcase_add_test(tc, test_strbuf_truncates);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("clocks");
+        tcase_add_test(tc, test_clocks);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("usage");
+        tcase_add_test(tc, test_usage_error);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("sockaddr_set");
+        tcase_add_test(tc, test_sockaddr_set);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("fd");
