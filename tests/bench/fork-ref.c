@@ -8,8 +8,10 @@
  * Built twice by tests/bench/run: "fork-ref" with libc only, and
  * "fork-ref-libs" also linked with libsystemd and libconfuse (and so with
  * everything libsystemd needs), as echod is, and, as echod does
- * (src/image.c), marking those libraries MADV_DONTFORK so that children do
- * not get them: the floor for a process that must link what echod links.
+ * (src/echod/fork-trim.c), marking those libraries MADV_DONTFORK so that
+ * children do not get them, after running itself again with LD_BIND_NOW=1
+ * so that no symbol is bound lazily: the floor for a process that must
+ * link what echod links.
  * fork() and exit() cost more the more mappings a process has, and a
  * mapping left out still costs fork() a little.
  *
@@ -63,6 +65,13 @@ int main(int argc, char **argv) {
                 return 2;
         }
 #ifdef WITH_LIBS
+        const char *now = getenv("LD_BIND_NOW");
+        if (!now || !*now) {
+                (void) setenv("LD_BIND_NOW", "1", 1);
+                (void) execv("/proc/self/exe", argv);
+                perror("fork-ref: exec /proc/self/exe");
+                return 1;
+        }
         /* Use both libraries, so that --as-needed keeps them. */
         cfg_opt_t opts[] = { CFG_END() };
         cfg_free(cfg_init(opts, 0));

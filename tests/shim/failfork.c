@@ -30,30 +30,34 @@ static bool should_fail(void) {
         return file && *file && access(file, F_OK) == 0;
 }
 
-static pid_t call_real(const char *name) {
-        pid_t (*real)(void) = (pid_t (*)(void)) dlsym(RTLD_NEXT, name);
-
-        if (!real) {
-                errno = ENOSYS;
-                return -1;
-        }
-        return real();
-}
+/* The real functions are looked up once, on the first call, which is the
+ * master's: a symbol lookup in a worker would walk the libraries echod
+ * leaves out of workers (src/echod/fork-trim.c). */
+static pid_t (*real_fork)(void);
+static long (*real_syscall)(long, ...);
 
 pid_t fork(void) {
+        if (!real_fork)
+                real_fork = (pid_t (*)(void)) dlsym(RTLD_NEXT, "fork");
         if (should_fail()) {
                 errno = EAGAIN;
                 return -1;
         }
-        return call_real("fork");
+        if (!real_fork) {
+                errno = ENOSYS;
+                return -1;
+        }
+        return real_fork();
 }
 
 /* echod passes at most five arguments to syscall(): read no more than
  * were passed. */
 long syscall(long number, ...) {
-        long (*real)(long, ...) = (long (*)(long, ...)) dlsym(RTLD_NEXT, "syscall");
         long a[5];
         va_list ap;
+
+        if (!real_syscall)
+                real_syscall = (long (*)(long, ...)) dlsym(RTLD_NEXT, "syscall");
 
         va_start(ap, number);
         for (int i = 0; i < 5; i++)
@@ -63,9 +67,9 @@ long syscall(long number, ...) {
                 errno = EAGAIN;
                 return -1;
         }
-        if (!real) {
+        if (!real_syscall) {
                 errno = ENOSYS;
                 return -1;
         }
-        return real(number, a[0], a[1], a[2], a[3], a[4]);
+        return real_syscall(number, a[0], a[1], a[2], a[3], a[4]);
 }
