@@ -301,7 +301,9 @@ static void trim_libraries(void) {
 
         /* Last, once every library the master needs (NSS included) is loaded. */
         r = fork_trim_libraries(log_get_target() == LOG_TARGET_JOURNAL, &trimmed);
-        if (r < 0)
+        if (r == -ENOTSUP)
+                log_debug("symbols may still be bound lazily (LD_AUDIT, LD_PROFILE, or no re-exec): workers keep every library");
+        else if (r < 0)
                 log_full_errno(LOG_DEBUG, r, "cannot leave unused libraries out of workers (%m); they are copied into each");
         else if (trimmed > 0)
                 log_debug("workers are forked without %zu shared librar%s they never call", trimmed,
