@@ -1035,9 +1035,13 @@ int master_run(struct config *cfg, const struct master_args *args) {
                 goto out;
         }
         if (r < 0) {
-                log_error_errno(r, "cannot drop privileges to user %s: %m", cfg->user ? cfg->user : "nobody");
+                log_error_errno(r, "cannot drop privileges to user %s: %m",
+                                pr.user[0] ? pr.user : cfg->user ? cfg->user : "nobody");
                 goto out;
         }
+        if (pr.shared_fallback)
+                log_warning("there is no user " PRIVS_DEFAULT_USER " (the echod package creates it): falling back to nobody, "
+                            "whose other processes can signal echod's; set 'user' in the configuration to choose another");
         if (pr.dropped) {
                 char f_user[96], f_uid[32], f_gid[32];
                 snprintf(f_user, sizeof f_user, "USER=%s", pr.user);
@@ -1100,7 +1104,7 @@ out:
                            "stopped after serving %" PRIu64 " connection%s", m.served, m.served == 1 ? "" : "s");
         }
         if (args->pid_file)
-                (void) unlink(args->pid_file);
+                pidfile_remove(args->pid_file);
         free(m.listeners);
         htab_done(&m.children);
         sources_done(&m.sources);
