@@ -282,7 +282,11 @@ static int drop_privileges(struct master *m) {
         if (r == -EPERM && geteuid() != 0)
                 return log_error_errno(r, "user '%s' is set, but echod was not started as root and cannot switch to it", c->user);
         if (r < 0)
-                return log_error_errno(r, "cannot drop privileges to user %s: %m", c->user ? c->user : "nobody");
+                return log_error_errno(r, "cannot drop privileges to user %s: %m",
+                                       pr.user[0] ? pr.user : c->user ? c->user : "nobody");
+        if (pr.shared_fallback)
+                log_warning("there is no user " PRIVS_DEFAULT_USER " (the echod package creates it): falling back to nobody, "
+                            "whose other processes can signal echod's; set 'user' in the configuration to choose another");
         if (pr.dropped)
                 log_struct(LOG_NOTICE, LOG_MESSAGE_ID(ECHOD_MID_PRIVS_DROPPED),
                            "USER=%s", pr.user,
@@ -385,7 +389,7 @@ out:
         if (r < 0)
                 daemon_report(m.ready_fd, 1);
         if (args->pid_file)
-                (void) unlink(args->pid_file);
+                pidfile_remove(args->pid_file);
         master_done(&m);
         return r;
 }

@@ -12,10 +12,45 @@
 
 #include "privs.h"
 
-int privs_drop(const char *user, const char *group, struct privs_result *ret) {
+int privs_resolve(const char *user, const char *group, struct privs_result *ret) {
         const struct passwd *pw;
         const struct group *gr;
         gid_t gid;
+
+        memset(ret, 0, sizeof *ret);
+        pw = getpwnam(user ? user : PRIVS_DEFAULT_USER);
+        if (!pw && !user) {
+                /* Shared with other services, which can then signal echod's
+                 * processes: only when the package's account is missing. */
+                ret->shared_fallback = true;
+                pw = getpwnam("nobody");
+        }
+        if (!pw)
+                return -ESRCH;
+        if (group) {
+                gr = getgrnam(group);
+                if (!gr)
+                        return -ESRCH;
+                gid = gr->gr_gid;
+        } else if (ret->shared_fallback && (gr = getgrnam("nogroup")))
+                gid = gr->gr_gid;
+        else
+                gid = pw->pw_gid;
+        gr = getgrgid(gid);
+
+        ret->uid = pw->pw_uid;
+        ret->gid = gid;
+        snprintf(ret->user, sizeof ret->user, "%s", pw->pw_name);
+        if (gr)
+                snprintf(ret->group, sizeof ret->group, "%s", gr->gr_name);
+        else
+                snprintf(ret->group, sizeof ret->group, "%u", (unsigned) gid);
+        return 0;
+}
+
+int privs_drop(const char *user, const char *group, struct privs_result *ret) {
+        const struct passwd *pw;
+        int r;
 
         memset(ret, 0, sizeof *ret);
         if (geteuid() != 0) {
@@ -29,29 +64,10 @@ int privs_drop(const char *user, const char *group, struct privs_result *ret) {
                 return 0;
         }
 
-        pw = getpwnam(user ? user : "nobody");
-        if (!pw)
-                return -ESRCH;
-        if (group) {
-                gr = getgrnam(group);
-                if (!gr)
-                        return -ESRCH;
-                gid = gr->gr_gid;
-        } else if (!user && (gr = getgrnam("nogroup")))
-                gid = gr->gr_gid;
-        else
-                gid = pw->pw_gid;
-        gr = getgrgid(gid);
-
-        ret->uid = pw->pw_uid;
-        ret->gid = gid;
-        snprintf(ret->user, sizeof ret->user, "%s", pw->pw_name);
-        if (gr)
-                snprintf(ret->group, sizeof ret->group, "%s", gr->gr_name);
-        else
-                snprintf(ret->group, sizeof ret->group, "%u", (unsigned) gid);
-
-        if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+        r = privs_resolve(user, group, ret);
+        if (r < 0)
+                return r;
+        if (setgroups(1, &ret->gid) < 0 || setresgid(ret->gid, ret->gid, ret->gid) < 0 ||
             setresuid(ret->uid, ret->uid, ret->uid) < 0)
                 return -errno;
         /* Paranoia: root must be gone for good. */

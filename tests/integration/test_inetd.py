@@ -2,8 +2,26 @@
 """--inetd: one connection on standard input, as under systemd Accept=yes,
 tcpserver or inetd; limits and logging as in a worker."""
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import unittest
 
-from echodtest import ACTIVATE, EchodTestCase, connect, echo, free_port, main, read_exactly, recv_all
+from echodtest import ACTIVATE, ECHOD, TIMEOUT, EchodTestCase, connect, echo, free_port, main, read_exactly, recv_all
+
+UNSHARE = shutil.which("unshare")
+
+# sh -c JOURNAL_NS_SCRIPT DIR ERRFD CMD...: runs CMD with a journal of the
+# test's own, in a mount namespace where /run is empty but for
+# /run/systemd/journal, the directory DIR that holds the test's socket. The
+# setup's own errors go to ERRFD, never to fds 0-2, which may be a client's
+# connection.
+JOURNAL_NS_SCRIPT = (
+    'd=$0 e=$1; shift; '
+    '{ mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && '
+    'mount --bind "$d" /run/systemd/journal; } 2>&"$e" || exit 125; '
+    'eval "exec $e>&-"; exec "$@"')
 
 class InetdTest(EchodTestCase):
     def setUp(self):
@@ -70,6 +88,66 @@ class InetdTest(EchodTestCase):
                                                  b"only this", True)
         self.assertEqual(got + rest, b"only this")
         self.assertEqual(code, 0)
+
+    def journal_of_our_own(self):
+        """(argv prefix, journal socket): echod started under the prefix sees
+        /run/systemd/journal/socket, which is the returned socket."""
+        if not UNSHARE:
+            raise unittest.SkipTest("unshare is missing (package util-linux)")
+        d = tempfile.mkdtemp(prefix="echod-journal-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(journal.close)
+        journal.bind(os.path.join(d, "socket"))
+        os.chmod(os.path.join(d, "socket"), 0o777)
+        ns = [UNSHARE, "--mount"] + ([] if os.geteuid() == 0 else ["--user", "--map-root-user"])
+        probe = subprocess.run(ns + ["sh", "-c", JOURNAL_NS_SCRIPT, d, "2", "test", "-S", "/run/systemd/journal/socket"],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+        if probe.returncode != 0:
+            why = "cannot make a mount namespace with a journal socket of the test's own (exit %d: %s)" % (
+                probe.returncode, probe.stderr.strip())
+            if os.environ.get("CI") == "true":
+                self.fail(why)
+            raise unittest.SkipTest(why)
+        return ns + ["sh", "-c", JOURNAL_NS_SCRIPT, d], journal
+
+    def test_config_errors_never_reach_the_client_with_the_journal_as_target(self):
+        # Under xinetd fds 0, 1 and 2 are all the connection. With the journal
+        # as the target echod used to copy its config errors to stderr too,
+        # i.e. to the client.
+        prefix, journal = self.journal_of_our_own()
+        conf = self.tmpfile("bad.conf", "idle_timeout = 1\n\nuser = svc-secret-name\n")
+        setup_errors = tempfile.TemporaryFile()
+        self.addCleanup(setup_errors.close)
+        # A TCP connection, as xinetd passes. The client sends nothing: it
+        # only reads, so echod's exit leaves no unread bytes that would
+        # turn its close into a reset.
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            ours = socket.create_connection(listener.getsockname(), timeout=TIMEOUT)
+            self.addCleanup(ours.close)
+            theirs, _ = listener.accept()
+        with theirs:
+            env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+            p = subprocess.Popen(prefix + [str(setup_errors.fileno()), ECHOD, "--inetd", "--log-target", "journal",
+                                           "-c", conf],
+                                 stdin=theirs, stdout=theirs, stderr=theirs, pass_fds=(setup_errors.fileno(),),
+                                 env=env)
+        self.addCleanup(p.kill)
+        got = recv_all(ours)
+        code = p.wait(TIMEOUT)
+        setup_errors.seek(0)
+        self.assertNotEqual(code, 125, setup_errors.read())
+        self.assertEqual(got, b"")
+        self.assertEqual(code, 6)
+        # The errors did go somewhere: to the journal.
+        journal.settimeout(TIMEOUT)
+        records = []
+        while not any(b"not starting" in r for r in records):
+            records.append(journal.recv(65536))
+        self.assertTrue(any(b"bad.conf:3: user: no such user 'svc-secret-name'" in r for r in records), records)
 
     def test_refuses_test_config_combination(self):
         r = self.run_echod(["--inetd", "-t"])

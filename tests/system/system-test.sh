@@ -337,6 +337,10 @@ ct 10 test -f "$CONF" || fail "$CONF missing"
 ct 10 dpkg-query --showformat '${Conffiles}\n' --show echod | grep " $CONF " >/dev/null ||
         fail "$CONF is not a conffile"
 ok "$CONF is a conffile"
+# The account a root-started echod runs as; the units use DynamicUser=.
+acct=$(ct 10 getent passwd _echod) || fail "the package did not create the _echod user"
+[[ $acct == *:/usr/sbin/nologin ]] || fail "_echod can log in: $acct"
+ok "user _echod created: $acct"
 [[ $(ct 10 systemctl is-enabled echod.service) == enabled ]] || fail "echod.service is not enabled"
 for u in echod.socket echod-inetd.socket; do
         st=$(ct 10 systemctl is-enabled "$u" || true)
