@@ -205,24 +205,40 @@ def socket_queues(s):
     return outq, inq
 
 
-def tcp_socket(local_port, remote_port):
-    """(state, send queue, receive queue) of the TCP socket with these local
-    and remote ports, as /proc/net/tcp and /proc/net/tcp6 show it (the
-    queues as socket_queues() counts them); None when there is none."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.readlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
-            if (int(local.rsplit(":", 1)[1], 16) == local_port
-                    and int(remote.rsplit(":", 1)[1], 16) == remote_port):
-                tx, rx = queues.split(":")
-                return TCP_STATES.get(int(state, 16), state), int(tx, 16), int(rx, 16)
-    return None
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLMSG_ERROR = 2
+
+
+def _diag_lookup(local, remote):
+    """(state, send queue, receive queue) of the IPv4 TCP socket with these
+    (host, port) ends, looked up by the kernel (sock_diag, one exact
+    socket, where /proc/net/tcp lists every socket of the machine)."""
+    sockid = struct.pack("!HH16s16s", local[1], remote[1],
+                         socket.inet_aton(local[0]) + bytes(12), socket.inet_aton(remote[0]) + bytes(12))
+    sockid += struct.pack("=III", 0, 0xffffffff, 0xffffffff)      # any interface, no cookie
+    req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0, 0xffffffff) + sockid
+    msg = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, 1, 1, 0) + req   # NLM_F_REQUEST
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(TIMEOUT)
+        nl.send(msg)
+        reply = nl.recv(65536)
+    _, kind = struct.unpack_from("=IH", reply)
+    if kind == NLMSG_ERROR:
+        err = -struct.unpack_from("=i", reply, 16)[0]
+        if err == 2:            # ENOENT
+            return None
+        raise OSError(err, os.strerror(err))
+    state = reply[16 + 1]
+    rqueue, wqueue = struct.unpack_from("=II", reply, 16 + 4 + 48 + 4)
+    return TCP_STATES.get(state, state), wqueue, rqueue
+
+
+def tcp_socket(local_port, remote_port, host="127.0.0.1"):
+    """(state, send queue, receive queue) of the loopback TCP socket with
+    these local and remote ports (the queues as socket_queues() counts
+    them); None when there is none."""
+    return _diag_lookup((host, local_port), (host, remote_port))
 
 
 def task_sleep(pid):
