@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The echo loop and the worker process around one connection. */
+/* The echo loop, its lossless close, and the worker process around one connection. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -90,13 +90,90 @@ static void finish(struct echo_result *ret, enum close_reason reason, int err) {
         ret->error = err;
 }
 
+/* Waits up to deadline for pfd; false when the deadline has passed or the
+ * wait failed. A signal (a stop request) only ends the wait early. */
+static bool wait_until(struct pollfd *pfd, uint64_t deadline, const sigset_t *poll_mask) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        struct timespec ts;
+
+        if (now >= deadline)
+                return false;
+        ts.tv_sec = (time_t) ((deadline - now) / USEC_PER_SEC);
+        ts.tv_nsec = (long) ((deadline - now) % USEC_PER_SEC) * 1000;
+        return ppoll(pfd, 1, &ts, poll_mask) >= 0 || errno == EINTR;
+}
+
+/* When a close that echod starts must be over: linger_usec from now, and
+ * after a stop request no later than the master allows (it kills what is
+ * still running shutdown_timeout after it asked). */
+static uint64_t close_deadline(const struct echo_limits *limits, bool stop_seen, uint64_t stop_time) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + limits->linger_usec;
+
+        if (stop_seen && stop_time + limits->stop_usec < deadline)
+                deadline = stop_time + limits->stop_usec;
+        return deadline;
+}
+
+/*
+ * Ends a connection that echod closes: writes back the len bytes still held,
+ * sends FIN after the last of them, then reads and discards until the
+ * client's FIN, all before deadline. A close() while unread bytes sit in
+ * the receive queue sends RST instead of FIN, and the kernel then drops the
+ * send queue, i.e. echoed bytes the client has not read yet. Past the
+ * deadline the caller's close() happens anyway: the client has stopped
+ * reading or never closes.
+ */
+static void close_lingering(int in_fd, int out_fd, size_t off, size_t len, uint64_t deadline,
+                            const sigset_t *poll_mask, struct echo_result *ret) {
+        bool shut = false;
+
+        for (;;) {
+                struct pollfd pfd;
+                ssize_t n;
+
+                if (len > 0) {
+                        n = send(out_fd, echo_buffer + off, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (n < 0 && errno == ENOTSOCK)
+                                n = write(out_fd, echo_buffer + off, len);
+                        if (n > 0) {
+                                off += (size_t) n;
+                                len -= (size_t) n;
+                                ret->bytes += (uint64_t) n;
+                                continue;
+                        }
+                        if (n < 0 && errno != EINTR && errno != EAGAIN)
+                                return;         /* the client is gone: nothing left to protect */
+                        pfd = (struct pollfd) { .fd = out_fd, .events = POLLOUT };
+                } else if (!shut) {
+                        (void) shutdown(out_fd, SHUT_WR);
+                        shut = true;
+                        continue;
+                } else {
+                        n = read(in_fd, echo_buffer, sizeof echo_buffer);
+                        if (n == 0)
+                                return;         /* the client's FIN: nothing unread is left */
+                        if (n > 0) {
+                                /* A client that keeps sending never lets us wait. */
+                                if (now_usec(CLOCK_MONOTONIC) >= deadline)
+                                        return;
+                                continue;
+                        }
+                        if (errno != EINTR && errno != EAGAIN)
+                                return;
+                        pfd = (struct pollfd) { .fd = in_fd, .events = POLLIN };
+                }
+                if (!wait_until(&pfd, deadline, poll_mask))
+                        return;
+        }
+}
+
 void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                const sigset_t *poll_mask, struct echo_result *ret) {
         uint64_t start = now_usec(CLOCK_MONOTONIC), last_progress = start;
+        uint64_t last_check = start, stop_time = 0;
         size_t off = 0, len = 0;
-        bool eof = false;
-
-        uint64_t last_check = start;
+        bool eof = false, stop_seen = false;
+        enum close_reason why;
 
         memset(ret, 0, sizeof *ret);
         for (;;) {
@@ -107,13 +184,17 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                  * where stop signals arrive and deadlines are checked: look
                  * at both every 100 ms of busy echoing as well. */
                 if (limits->session_usec > 0 && last_progress - start >= limits->session_usec) {
-                        finish(ret, CLOSE_SESSION_TIMEOUT, 0);
-                        return;
+                        why = CLOSE_SESSION_TIMEOUT;
+                        break;
                 }
                 if (poll_mask && last_progress - last_check >= BUSY_CHECK_USEC) {
                         last_check = last_progress;
                         if (stop_pending())
                                 worker_stop = 1;
+                }
+                if (worker_stop && !stop_seen) {
+                        stop_seen = true;
+                        stop_time = now_usec(CLOCK_MONOTONIC);
                 }
 
                 if (len > 0) {
@@ -135,18 +216,17 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                         }
                         pfd = (struct pollfd) { .fd = out_fd, .events = POLLOUT };
                 } else if (limits->max_bytes > 0 && ret->bytes >= limits->max_bytes) {
-                        finish(ret, CLOSE_MAX_BYTES, 0);
-                        (void) shutdown(out_fd, SHUT_WR);
-                        return;
+                        why = CLOSE_MAX_BYTES;
+                        break;
                 } else if (eof) {
+                        /* Nothing can be left unread: a plain FIN is clean. */
                         (void) shutdown(out_fd, SHUT_WR);
                         finish(ret, CLOSE_EOF, 0);
                         return;
                 } else if (worker_stop) {
-                        /* Everything read has been written back; read no more. */
-                        (void) shutdown(out_fd, SHUT_WR);
-                        finish(ret, CLOSE_SHUTDOWN, 0);
-                        return;
+                        /* Everything read has been written back; echo no more. */
+                        why = CLOSE_SHUTDOWN;
+                        break;
                 } else {
                         size_t want = sizeof echo_buffer;
                         if (limits->max_bytes > 0 && limits->max_bytes - ret->bytes < want)
@@ -175,17 +255,15 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
 
                 /* Nothing to do until the socket is ready: wait, bounded by the timeouts. */
                 uint64_t now = now_usec(CLOCK_MONOTONIC), deadline = USEC_INFINITY;
-                enum close_reason why = CLOSE_IDLE_TIMEOUT;
+                why = CLOSE_IDLE_TIMEOUT;
                 if (limits->idle_usec > 0)
                         deadline = last_progress + limits->idle_usec;
                 if (limits->session_usec > 0 && start + limits->session_usec < deadline) {
                         deadline = start + limits->session_usec;
                         why = CLOSE_SESSION_TIMEOUT;
                 }
-                if (deadline != USEC_INFINITY && now >= deadline) {
-                        finish(ret, why, 0);
-                        return;
-                }
+                if (deadline != USEC_INFINITY && now >= deadline)
+                        break;
                 struct timespec ts, *tsp = NULL;
                 if (deadline != USEC_INFINITY) {
                         uint64_t left = deadline - now;
@@ -200,6 +278,9 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                 }
                 /* Timeouts and stop requests are checked at the top of the loop. */
         }
+
+        finish(ret, why, 0);
+        close_lingering(in_fd, out_fd, off, len, close_deadline(limits, stop_seen, stop_time), poll_mask, ret);
 }
 
 static void on_stop_signal(int sig) {
@@ -332,6 +413,8 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct wo
                 .idle_usec = cfg->idle_timeout_usec,
                 .session_usec = cfg->session_timeout_usec,
                 .max_bytes = cfg->max_bytes,
+                .linger_usec = ECHO_LINGER_USEC,
+                .stop_usec = cfg->shutdown_timeout_usec,
                 .log_payload = cfg->log_payload,
         };
         struct echo_result res;

@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "config.h"
+#include "macro.h"
 
 /* Why a connection ended. The worker's exit status carries it to the master. */
 enum close_reason {
@@ -29,10 +30,18 @@ int close_reason_to_exit_code(enum close_reason r);
 /* -1 when the exit code is not one of ours. */
 int close_reason_from_exit_code(int code);
 
+/* How long a worker waits for the client's FIN after it sent its own, when
+ * it ends the connection itself (see echo_loop()). */
+#define ECHO_LINGER_USEC (2 * USEC_PER_SEC)
+
 struct echo_limits {
         uint64_t idle_usec;             /* 0 = none */
         uint64_t session_usec;          /* 0 = none */
         uint64_t max_bytes;             /* 0 = none */
+        uint64_t linger_usec;           /* 0 = close without waiting for the client */
+        uint64_t stop_usec;             /* after a stop request, linger at most this long
+                                         * from when it was seen (the master's
+                                         * shutdown_timeout); 0 = not at all */
         bool log_payload;
 };
 
@@ -50,6 +59,12 @@ extern volatile sig_atomic_t worker_stop;
  * same socket) until EOF, a limit or a stop request. Handles short writes,
  * EINTR and EAGAIN; on EOF writes back all it read, then shuts down the
  * write side. poll_mask is the signal mask to wait with (ppoll), or NULL.
+ *
+ * When it ends the connection itself (a stop, max_bytes, a timeout) it
+ * writes back what it holds, shuts down the write side, then reads and
+ * discards until the client's EOF, for linger_usec at most (and, after a
+ * stop, no longer than stop_usec from the stop), so that the caller's
+ * close() finds nothing unread and sends FIN, not RST.
  */
 void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                const sigset_t *poll_mask, struct echo_result *ret);

@@ -6,11 +6,14 @@ Readiness is never a sleep: the harness plays the service manager and
 receives echod's sd_notify messages (READY=1, STATUS=...) on its own
 NOTIFY_SOCKET, and log lines are waited for with a deadline.
 """
+import fcntl
 import os
 import re
 import shutil
+import select
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -186,6 +189,221 @@ def keep_draining(test, d):
         stop.set()
         t.join(5)
     test.addCleanup(done)
+
+
+# -- socket queues, for tests that must know where the bytes of a connection are --
+
+SIOCINQ = 0x541B        # FIONREAD
+SIOCOUTQ = 0x5411       # TIOCOUTQ
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+              6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
+
+
+def socket_queues(s):
+    """(send queue, receive queue) of one of our TCP sockets in bytes: what
+    it has sent without an acknowledgement or not sent yet, and what it has
+    received that nobody has read."""
+    outq = struct.unpack("i", fcntl.ioctl(s.fileno(), SIOCOUTQ, b"\0" * 4))[0]
+    inq = struct.unpack("i", fcntl.ioctl(s.fileno(), SIOCINQ, b"\0" * 4))[0]
+    return outq, inq
+
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLMSG_ERROR = 2
+
+
+def _diag_lookup(local, remote):
+    """(state, send queue, receive queue) of the IPv4 TCP socket with these
+    (host, port) ends, looked up by the kernel (sock_diag, one exact
+    socket, where /proc/net/tcp lists every socket of the machine)."""
+    sockid = struct.pack("!HH16s16s", local[1], remote[1],
+                         socket.inet_aton(local[0]) + bytes(12), socket.inet_aton(remote[0]) + bytes(12))
+    sockid += struct.pack("=III", 0, 0xffffffff, 0xffffffff)      # any interface, no cookie
+    req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0, 0xffffffff) + sockid
+    msg = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, 1, 1, 0) + req   # NLM_F_REQUEST
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(TIMEOUT)
+        nl.send(msg)
+        reply = nl.recv(65536)
+    _, kind = struct.unpack_from("=IH", reply)
+    if kind == NLMSG_ERROR:
+        err = -struct.unpack_from("=i", reply, 16)[0]
+        if err == 2:            # ENOENT
+            return None
+        raise OSError(err, os.strerror(err))
+    state = reply[16 + 1]
+    rqueue, wqueue = struct.unpack_from("=II", reply, 16 + 4 + 48 + 4)
+    return TCP_STATES.get(state, state), wqueue, rqueue
+
+
+def tcp_socket(local_port, remote_port, host="127.0.0.1"):
+    """(state, send queue, receive queue) of the loopback TCP socket with
+    these local and remote ports (the queues as socket_queues() counts
+    them); None when there is none."""
+    return _diag_lookup((host, local_port), (host, remote_port))
+
+
+def task_sleep(pid):
+    """(state letter, voluntary context switches) of pid; None once it is
+    gone. The same pair read twice, with 'S', means the task slept all the
+    time between: the count grows each time it goes to sleep."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            status = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    state = re.search(r"^State:\s+(\S)", status, re.M)
+    switches = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M)
+    if not state or not switches:
+        return None
+    return state.group(1), int(switches.group(1))
+
+
+class StalledClient:
+    """A client that sends and never reads, until its worker holds bytes it
+    has read but cannot write back: the worker sleeps (in ppoll, waiting to
+    write) and no byte moves between the two ends any more.
+
+    A tiny receive buffer keeps the bytes on their way back few. How many bytes the worker
+    has read is computed from the queues: everything sent, less what still
+    sits in the client's send queue and in the worker's receive queue. The
+    snapshots are taken in an order that makes `worker_read` a lower bound
+    and `worker_wrote` an upper bound even while bytes move, and the worker
+    is proven asleep across them.
+
+    `payload(offset, n)` gives the bytes to send at offset."""
+
+    SETTLE = 0.3        # queues unchanged this long (above the 200 ms delayed-ACK limit)
+
+    def __init__(self, d, payload, rcvbuf=4096, sndbuf=65536, timeout=TIMEOUT):
+        self.d = d
+        self.payload = payload
+        self.sent = 0
+        self.received = 0
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", d.port))
+        self.sock = s
+        self.port = s.getsockname()[1]
+        # One byte there and back: the worker exists and serves us.
+        self.send_all(1)
+        self.recv_exactly(1)
+        d.wait_workers(1)
+        self.worker = self._own_worker()
+
+    def _own_worker(self):
+        def find():
+            for pid in self.d.workers():
+                if ("]:%d" % self.port) in cmdline(pid):
+                    return pid
+            return None
+        return wait_until(find, what="the worker of port %d" % self.port)
+
+    def send_all(self, n):
+        self.sock.sendall(self.payload(self.sent, n))
+        self.sent += n
+
+    def recv_exactly(self, n):
+        got = read_exactly(self.sock, n)
+        self.check(got)
+        return got
+
+    def check(self, got):
+        want = self.payload(self.received, len(got))
+        if got != want:
+            i = next(i for i in range(len(got)) if got[i] != want[i])
+            raise AssertionError("echoed byte %d differs" % (self.received + i))
+        self.received += len(got)
+
+    def snapshot(self):
+        """The connection's state, or None if the worker is not certainly
+        asleep while it is taken. Client send queue first and worker
+        receive queue after bound the bytes the worker has read from below;
+        worker send queue first and client receive queue after bound what
+        it has written from above."""
+        before = task_sleep(self.worker)
+        outq, _ = socket_queues(self.sock)
+        w = tcp_socket(self.d.port, self.port)
+        _, inq = socket_queues(self.sock)
+        after = task_sleep(self.worker)
+        if before is None or before != after or before[0] != "S" or w is None:
+            return None
+        state, wtx, wrx = w
+        return {"switches": before[1], "state": state, "client_sendq": outq, "client_recvq": inq,
+                "worker_sendq": wtx, "worker_recvq": wrx,
+                "worker_read": self.sent - outq - wrx,
+                "worker_wrote": wtx + inq + self.received}
+
+    def fill(self):
+        """Sends until the client's socket takes no more."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sent += self.sock.send(self.payload(self.sent, 65536))
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.settimeout(TIMEOUT)
+
+    def holds_bytes(self, snap):
+        return (snap is not None and snap["state"] == "ESTABLISHED"
+                and snap["worker_read"] > snap["worker_wrote"]
+                and snap["client_sendq"] + snap["worker_recvq"] > 0)
+
+    def stall(self, timeout=TIMEOUT):
+        """Sends until the worker is stuck holding unechoed bytes; returns
+        that state (see snapshot()), with "awake" (time.monotonic() when the
+        worker was last seen outside the sleep it is stuck in) and "settled"
+        (when that was established). Stuck: asleep (in ppoll, as it waits to
+        write the bytes it holds), and neither its reading nor the bytes on
+        their way back move for SETTLE. Nothing is sent while the worker
+        sleeps holding bytes: it would only fill the worker's receive queue."""
+        deadline = time.monotonic() + timeout
+        awake = time.monotonic()
+        key = lambda x: (x["switches"], x["worker_read"], x["worker_sendq"], x["client_recvq"])
+        while time.monotonic() < deadline:
+            snap = self.snapshot()
+            if not self.holds_bytes(snap):
+                awake = time.monotonic()
+                self.fill()
+                # Only paces the loop: what counts is the state above.
+                select.select([], [self.sock], [], 0.02)
+                continue
+            since, last = time.monotonic(), snap
+            while self.holds_bytes(snap) and key(snap) == key(last):
+                if time.monotonic() - since >= self.SETTLE:
+                    snap.update(awake=awake, settled=time.monotonic())
+                    return snap
+                time.sleep(0.02)
+                snap = self.snapshot()
+            if snap is None or snap["switches"] != last["switches"]:
+                awake = time.monotonic()
+        raise AssertionError("worker %d never stalled (last state %s)" % (self.worker, self.snapshot()))
+
+    def wait_woken(self, switches, timeout=TIMEOUT):
+        """Waits until the worker has woken from the sleep that had this
+        switch count (or is gone)."""
+        def woken():
+            t = task_sleep(self.worker)
+            return t is None or t[1] != switches
+        wait_until(woken, timeout, "worker %d to wake" % self.worker)
+
+    def read_to_end(self):
+        """Reads until EOF; returns how many bytes came (checked against
+        what was sent). A reset raises ConnectionResetError."""
+        self.sock.settimeout(TIMEOUT)
+        start = self.received
+        while True:
+            b = self.sock.recv(1 << 20)
+            if not b:
+                return self.received - start
+            self.check(b)
+
+    def close(self):
+        self.sock.close()
 
 
 class Echod:

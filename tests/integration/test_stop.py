@@ -2,33 +2,21 @@
 """SIGTERM/SIGINT drain: STOPPING=1, listeners closed at once, workers flush
 what they read and close, stragglers are killed after shutdown_timeout."""
 import os
-import select
 import signal
 import socket
 import time
 
-from echodtest import TIMEOUT, EchodTestCase, connect, main, read_exactly, recv_all, wait_until
+from echodtest import EchodTestCase, StalledClient, connect, main, read_exactly, recv_all, wait_until
 
 
-def stall(s):
-    """Makes s a client that never reads, with more pending than the socket
-    buffers hold: its worker cannot finish flushing. It sends until its
-    socket stays full, that is until the worker, unable to write back, has
-    stopped reading (how much that takes depends on the socket buffers and
-    on how the worker holds what it read)."""
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.setblocking(False)
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            while True:
-                s.send(b"w" * 65536)
-        except BlockingIOError:
-            pass
-        _, writable, _ = select.select([], [s], [], 0.5)
-        if not writable:
-            return
-    raise AssertionError("the worker kept reading from a client that never reads")
+def stalled_client(test, d):
+    """A client whose worker holds bytes it has read but cannot write back,
+    as the client never reads (the state is proven, see StalledClient): it
+    cannot finish a drain on its own."""
+    c = StalledClient(d, lambda offset, n: b"w" * n)
+    test.addCleanup(c.close)
+    c.stall()
+    return c
 
 
 class StopTest(EchodTestCase):
@@ -49,9 +37,7 @@ class StopTest(EchodTestCase):
 
     def test_listeners_close_at_once(self):
         d = self.echod("shutdown_timeout = 30\n")
-        s = connect(d.port)
-        stall(s)
-        d.wait_workers(1)
+        stalled_client(self, d)
         d.kill(signal.SIGINT)
         d.wait_notify("STOPPING=1")
         d.wait_log(r"received SIGINT, stopping")
@@ -62,7 +48,6 @@ class StopTest(EchodTestCase):
         d.kill(signal.SIGTERM)
         self.assertEqual(d.proc.wait(20), 0)
         d.wait_log(r"1 worker still running after shutdown_timeout, killing them")
-        s.close()
 
     def test_busy_stream_is_drained_promptly(self):
         # A client that keeps its worker busy (never idle in ppoll) must still
@@ -105,9 +90,7 @@ class StopTest(EchodTestCase):
 
     def test_shutdown_timeout_kills_stragglers(self):
         d = self.echod("shutdown_timeout = 1\n")
-        s = connect(d.port)
-        stall(s)
-        d.wait_workers(1)
+        stalled_client(self, d)
         workers = d.workers()
         t0 = time.monotonic()
         self.assertEqual(d.stop(signal.SIGTERM), 0)
@@ -115,7 +98,6 @@ class StopTest(EchodTestCase):
         d.wait_log(r"still running after shutdown_timeout, killing them")
         for w in workers:
             wait_until(lambda: not os.path.exists("/proc/%d" % w), what="worker gone")
-        s.close()
 
 
 if __name__ == "__main__":

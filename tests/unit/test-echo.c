@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -755,6 +756,90 @@ START_TEST(test_stop_signal_wakes_poll)
 }
 END_TEST
 
+/* ---- the close echod starts, over loopback TCP ---- */
+
+/* A connected loopback TCP pair: sv[0] is echod's end, sv[1] the client's,
+ * with a small receive buffer, so that most of an echo waits in echod's send
+ * queue; both non-blocking. TCP, because only TCP turns a close() with
+ * unread bytes into a reset, and a reset drops that send queue. */
+static void make_tcp_pair(int sv[2]) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof a;
+        int l, small = 4096;
+
+        l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(l, 0);
+        ck_assert_int_eq(bind(l, (struct sockaddr *) &a, sizeof a), 0);
+        ck_assert_int_eq(listen(l, 1), 0);
+        ck_assert_int_eq(getsockname(l, (struct sockaddr *) &a, &len), 0);
+        sv[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(sv[1], 0);
+        ck_assert_int_eq(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+        ck_assert_int_eq(connect(sv[1], (struct sockaddr *) &a, sizeof a), 0);
+        sv[0] = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        ck_assert_int_ge(sv[0], 0);
+        ck_assert_int_eq(fd_set_nonblock(sv[1], true), 0);
+        close(l);
+}
+
+/* max_bytes with more of the client's bytes unread: echod's close after the
+ * limit reads them away, so the client gets the whole limit (most of it
+ * still in echod's send queue when echo_loop() returns) and EOF, never a
+ * reset that would drop it. */
+START_TEST(test_close_after_max_bytes_is_clean)
+{
+        struct echo_limits lim = { .max_bytes = 32768, .linger_usec = 5 * USEC_PER_SEC };
+        struct echo_result res;
+        size_t sent;
+        int sv[2];
+
+        make_tcp_pair(sv);
+        sent = fill_socket(sv[1], 0);
+        ck_assert_uint_gt(sent, lim.max_bytes);
+        ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+
+        echo_loop(sv[0], sv[0], &lim, NULL, &res);
+        ck_assert_int_eq(res.reason, CLOSE_MAX_BYTES);
+        ck_assert_uint_eq(res.bytes, lim.max_bytes);
+        /* The worker's exit. */
+        sv[0] = safe_close(sv[0]);
+
+        ck_assert_int_eq(peer_read_to_eof(sv[1], 4096), (int64_t) lim.max_bytes);
+        close_pair(sv);
+}
+END_TEST
+
+/* A client that never closes holds the close for linger_usec, no longer;
+ * after a stop, no longer than stop_usec. */
+START_TEST(test_close_linger_is_bounded)
+{
+        struct echo_limits lim = { .max_bytes = 1, .linger_usec = MSEC(100) };
+        struct echo_result res;
+        uint64_t start;
+        int sv[2];
+
+        make_tcp_pair(sv);
+        ck_assert_int_eq(write(sv[1], "ab", 2), 2);
+        start = now_usec(CLOCK_MONOTONIC);
+        echo_loop(sv[0], sv[0], &lim, NULL, &res);
+        ck_assert_int_eq(res.reason, CLOSE_MAX_BYTES);
+        ck_assert_uint_ge(elapsed_usec(start), MSEC(100));
+        ck_assert_uint_lt(elapsed_usec(start), MSEC(900));
+        close_pair(sv);
+
+        lim = (struct echo_limits) { .linger_usec = 10 * USEC_PER_SEC, .stop_usec = MSEC(100) };
+        make_tcp_pair(sv);
+        worker_stop = 1;
+        start = now_usec(CLOCK_MONOTONIC);
+        echo_loop(sv[0], sv[0], &lim, NULL, &res);
+        worker_stop = 0;
+        ck_assert_int_eq(res.reason, CLOSE_SHUTDOWN);
+        ck_assert_uint_ge(elapsed_usec(start), MSEC(100));
+        ck_assert_uint_lt(elapsed_usec(start), MSEC(900));
+        close_pair(sv);
+}
+END_TEST
+
 /* ---- close reasons ---- */
 
 START_TEST(test_close_reason_codes)
@@ -852,6 +937,11 @@ static Suite *echo_suite(void) {
         tcase_add_test(tc, test_stop_when_idle);
         tcase_add_test(tc, test_stop_flushes);
         tcase_add_test(tc, test_stop_signal_wakes_poll);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("close");
+        tcase_add_test(tc, test_close_after_max_bytes_is_clean);
+        tcase_add_test(tc, test_close_linger_is_bounded);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("close_reason");
