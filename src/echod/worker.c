@@ -90,6 +90,22 @@ static void finish(struct echo_result *ret, enum close_reason reason, int err) {
         ret->error = err;
 }
 
+/* One non-blocking write: to the socket, or to a pipe under --inetd. */
+static ssize_t write_some(int fd, const char *buf, size_t len) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n < 0 && errno == ENOTSOCK)
+                n = write(fd, buf, len);
+        return n;
+}
+
+static struct timespec timespec_from_usec(uint64_t usec) {
+        return (struct timespec) {
+                .tv_sec = (time_t) (usec / USEC_PER_SEC),
+                .tv_nsec = (long) (usec % USEC_PER_SEC) * 1000,
+        };
+}
+
 /* Waits up to deadline for pfd; false when the deadline has passed or the
  * wait failed. A signal (a stop request) only ends the wait early. */
 static bool wait_until(struct pollfd *pfd, uint64_t deadline, const sigset_t *poll_mask) {
@@ -98,8 +114,7 @@ static bool wait_until(struct pollfd *pfd, uint64_t deadline, const sigset_t *po
 
         if (now >= deadline)
                 return false;
-        ts.tv_sec = (time_t) ((deadline - now) / USEC_PER_SEC);
-        ts.tv_nsec = (long) ((deadline - now) % USEC_PER_SEC) * 1000;
+        ts = timespec_from_usec(deadline - now);
         return ppoll(pfd, 1, &ts, poll_mask) >= 0 || errno == EINTR;
 }
 
@@ -132,9 +147,7 @@ static void close_lingering(int in_fd, int out_fd, size_t off, size_t len, uint6
                 ssize_t n;
 
                 if (len > 0) {
-                        n = send(out_fd, echo_buffer + off, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                        if (n < 0 && errno == ENOTSOCK)
-                                n = write(out_fd, echo_buffer + off, len);
+                        n = write_some(out_fd, echo_buffer + off, len);
                         if (n > 0) {
                                 off += (size_t) n;
                                 len -= (size_t) n;
@@ -198,9 +211,7 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                 }
 
                 if (len > 0) {
-                        n = send(out_fd, echo_buffer + off, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                        if (n < 0 && errno == ENOTSOCK)
-                                n = write(out_fd, echo_buffer + off, len);
+                        n = write_some(out_fd, echo_buffer + off, len);
                         if (n > 0) {
                                 off += (size_t) n;
                                 len -= (size_t) n;
@@ -266,9 +277,7 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                         break;
                 struct timespec ts, *tsp = NULL;
                 if (deadline != USEC_INFINITY) {
-                        uint64_t left = deadline - now;
-                        ts.tv_sec = (time_t) (left / USEC_PER_SEC);
-                        ts.tv_nsec = (long) (left % USEC_PER_SEC) * 1000;
+                        ts = timespec_from_usec(deadline - now);
                         tsp = &ts;
                 }
                 int r = ppoll(&pfd, 1, tsp, poll_mask);
