@@ -24,6 +24,23 @@ ECHOD = os.environ.get("ECHOD", "echod")
 TIMEOUT = float(os.environ.get("ECHOD_TEST_TIMEOUT", "20"))
 
 
+def shim(name, tmpdir, cflags=()):
+    """The LD_PRELOAD shim tests/shim/NAME.c: built by meson next to echod
+    (ECHOD is BUILD/src/echod/echod), or compiled here into tmpdir."""
+    build_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(ECHOD))))
+    built = os.path.join(build_root, "tests", "shim", name + ".so")
+    if os.path.exists(built):
+        return built
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        raise unittest.SkipTest("no %s.so and no C compiler to build it" % name)
+    out = os.path.join(tmpdir, name + ".so")
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shim", name + ".c")
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-D_GNU_SOURCE"] + list(cflags) + ["-o", out, source, "-ldl"],
+                   check=True)
+    return out
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     """A port nobody listens on right now (the kernel picks it)."""
     with socket.socket(family, socket.SOCK_STREAM) as s:

@@ -5,9 +5,10 @@ and a worker whose capability drop fails closes its connection unserved."""
 import os
 import shutil
 import socket
+import tempfile
 import unittest
 
-from echodtest import ECHOD, EchodTestCase, connect, is_refused, main, read_exactly
+from echodtest import EchodTestCase, connect, is_refused, main, read_exactly, shim
 
 SETPRIV = shutil.which("setpriv")
 NET_BIND_SERVICE = 1 << 10
@@ -22,11 +23,6 @@ def caps(pid):
                 key, value = line.split(":")
                 out[key] = int(value, 16)
     return out
-
-
-def shim(name):
-    build_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(ECHOD))))
-    return os.path.join(build_root, "tests", "shim", name + ".so")
 
 
 class CapsTest(EchodTestCase):
@@ -57,8 +53,9 @@ class CapsTest(EchodTestCase):
         s.close()
 
     def test_failed_drop_closes_unserved(self):
-        so = shim("failcaps")
-        self.assertTrue(os.path.exists(so), "%s is not built" % so)
+        tmp = tempfile.mkdtemp(prefix="echod-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        so = shim("failcaps", tmp)
         asan = os.environ.get("ASAN_OPTIONS", "")
         d = self.echod_with_caps(env=["LD_PRELOAD=" + so,
                                       "ASAN_OPTIONS=" + (asan + ":" if asan else "") + "verify_asan_link_order=0"])

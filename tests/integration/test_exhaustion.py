@@ -15,11 +15,10 @@ import tempfile
 import time
 import unittest
 
-from echodtest import (ECHOD, Echod, EchodTestCase, connect, cpu_seconds, echo, is_refused,
+from echodtest import (Echod, EchodTestCase, connect, cpu_seconds, echo, is_refused,
                        keep_draining, main, open_fds, read_exactly, recv_all, rss_kib, try_echo,
-                       wait_until)
+                       shim, wait_until)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def proc_ids(pid):
@@ -49,21 +48,8 @@ def set_nofile(pid, soft, hard=None):
 
 
 def failfork_shim(tmpdir):
-    """The fork-failing LD_PRELOAD shim: built by meson next to echod
-    (tests/shim), or compiled here from its source."""
-    if os.environ.get("FAILFORK_SO"):
-        return os.environ["FAILFORK_SO"]
-    build_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(ECHOD))))
-    built = os.path.join(build_root, "tests", "shim", "failfork.so")
-    if os.path.exists(built):
-        return built
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if not cc:
-        raise unittest.SkipTest("no failfork.so and no C compiler to build it")
-    out = os.path.join(tmpdir, "failfork.so")
-    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", out,
-                    os.path.join(HERE, "..", "shim", "failfork.c"), "-ldl"], check=True)
-    return out
+    """The fork-failing shim, or the one $FAILFORK_SO names."""
+    return os.environ.get("FAILFORK_SO") or shim("failfork", tmpdir)
 
 
 def preload_env(shim, **extra):

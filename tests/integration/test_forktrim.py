@@ -11,31 +11,18 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import tempfile
 import unittest
 
-from echodtest import ECHOD, EchodTestCase, connect, main, read_exactly, recv_all
+from echodtest import ECHOD, EchodTestCase, connect, main, read_exactly, recv_all, shim
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 PROBE = re.compile(r"lateresolve: pid (\d+) resolved late: (late-bound-asprintf +pid +\d+ "
                    r"70 bytes from a worker +\|) libconfuse=(-?\d)")
 
 
 def lateresolve_shim(tmpdir):
-    """Built by meson next to echod (tests/shim), or compiled here."""
-    # ECHOD is BUILD/src/echod/echod.
-    build_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(ECHOD))))
-    built = os.path.join(build_root, "tests", "shim", "lateresolve.so")
-    if os.path.exists(built):
-        return built
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if not cc:
-        raise unittest.SkipTest("no lateresolve.so and no C compiler to build it")
-    out = os.path.join(tmpdir, "lateresolve.so")
-    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-D_GNU_SOURCE", "-Wl,-z,lazy", "-o", out,
-                    os.path.join(HERE, "..", "shim", "lateresolve.c"), "-ldl"], check=True)
-    return out
+    # -z lazy, as meson builds it: its own calls are bound on first use too.
+    return shim("lateresolve", tmpdir, ["-Wl,-z,lazy"])
 
 
 def sanitized_build():
