@@ -429,11 +429,11 @@ static int validate(struct validator *v, struct config *cfg) {
         get_uint(v, "max_sources", 1024, 1, 1000000, NULL, &cfg->max_sources);
         get_uint(v, "rate_limit", 0, 0, 1000000, "off", &cfg->rate_limit);
         get_uint(v, "rate_limit_burst", 100, 1, 1000000, NULL, &cfg->rate_limit_burst);
-        get_uint(v, "rate_limit_per_source", 0, 0, 1000000, "off", &cfg->rate_limit_per_source);
-        get_uint(v, "rate_limit_per_source_burst", 10, 1, 1000000, NULL, &cfg->rate_limit_per_source_burst);
+        get_uint(v, "rate_limit_per_source", 20, 0, 1000000, "off", &cfg->rate_limit_per_source);
+        get_uint(v, "rate_limit_per_source_burst", 40, 1, 1000000, NULL, &cfg->rate_limit_per_source_burst);
 
         get_duration(v, "idle_timeout", 300 * USEC_PER_SEC, true, &cfg->idle_timeout_usec);
-        get_duration(v, "session_timeout", 0, true, &cfg->session_timeout_usec);
+        get_duration(v, "session_timeout", 3600 * USEC_PER_SEC, true, &cfg->session_timeout_usec);
         get_duration(v, "shutdown_timeout", 10 * USEC_PER_SEC, true, &cfg->shutdown_timeout_usec);
 
         c = get(v, "max_bytes");

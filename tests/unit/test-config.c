@@ -109,10 +109,10 @@ static void assert_defaults(const struct config *c) {
         ck_assert_uint_eq(c->max_sources, 1024);
         ck_assert_uint_eq(c->rate_limit, 0);
         ck_assert_uint_eq(c->rate_limit_burst, 100);
-        ck_assert_uint_eq(c->rate_limit_per_source, 0);
-        ck_assert_uint_eq(c->rate_limit_per_source_burst, 10);
+        ck_assert_uint_eq(c->rate_limit_per_source, 20);
+        ck_assert_uint_eq(c->rate_limit_per_source_burst, 40);
         ck_assert_uint_eq(c->idle_timeout_usec, SEC(300));
-        ck_assert_uint_eq(c->session_timeout_usec, 0);
+        ck_assert_uint_eq(c->session_timeout_usec, SEC(3600));
         ck_assert_uint_eq(c->shutdown_timeout_usec, SEC(10));
         ck_assert_uint_eq(c->max_bytes, 0);
         ck_assert_uint_eq(c->n_acl, 0);
