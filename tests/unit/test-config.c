@@ -91,6 +91,8 @@ static void assert_config_equal(const struct config *a, const struct config *b) 
         ck_assert_int_eq(a->log_level, b->log_level);
         ck_assert_int_eq(a->log_connections, b->log_connections);
         ck_assert_int_eq(a->log_payload, b->log_payload);
+        ck_assert(str_equal(a->metrics_file, b->metrics_file));
+        ck_assert_uint_eq(a->metrics_interval_usec, b->metrics_interval_usec);
 }
 
 /* The defaults documented in conf/echod.conf and the issues. */
@@ -122,6 +124,8 @@ static void assert_defaults(const struct config *c) {
         ck_assert_int_eq(c->log_level, LOG_INFO);
         ck_assert(c->log_connections);
         ck_assert(!c->log_payload);
+        ck_assert_ptr_null(c->metrics_file);
+        ck_assert_uint_eq(c->metrics_interval_usec, SEC(15));
 }
 
 /* ---- defaults and accepted values ---- */
@@ -595,6 +599,7 @@ START_TEST(test_dump_round_trip)
                 "log_payload = on\n");
         assert_round_trip("deny = { \"0.0.0.0/0\" }\nlog_level = \"warning\"\nidle_timeout = 1h\n");
         assert_round_trip("allow = { \"192.0.2.1\" }\nlog_level = \"notice\"\nsession_timeout = 2h30m\n");
+        assert_round_trip("metrics_file = \"/var/lib/prometheus/node-exporter/echod.prom\"\nmetrics_interval = 1m\n");
 
         /* The dump of the defaults names every key. */
         c = load_ok("");
@@ -758,7 +763,7 @@ START_TEST(test_shipped_conf)
                 strcat(out, line);
                 strcat(out, "\n");
         }
-        ck_assert_uint_eq(n_keys, 22);
+        ck_assert_uint_eq(n_keys, 24);
         uncommented = load_ok(out);
         assert_config_equal(uncommented, defaults);
 
