@@ -121,14 +121,15 @@ void master_reload(struct master *m) {
                                path, m->n_listeners, m->n_listeners == 1 ? "" : "s", added, removed,
                                m->socket_activated ? ", sockets from systemd kept" : ""));
         status_send(m, now);
-        (void) notify_send("READY=1");
+        /* Before READY=1: whoever waits for the reload to end sees its count. */
         metrics_write(m, now);
+        (void) notify_send("READY=1");
         return;
 
 fail:
         m->reload_failed = true;
         m->reloads_failed++;
         status_send(m, now);
-        (void) notify_send("READY=1");
         metrics_write(m, now);
+        (void) notify_send("READY=1");
 }
