@@ -268,7 +268,6 @@ static int setup(struct master *m) {
         for (int i = 0; i < _REFUSED_MAX; i++)
                 m->refuse_rl[i].interval_usec = USEC_PER_SEC;
         m->resource_rl.interval_usec = USEC_PER_SEC;
-        m->metrics_rl.interval_usec = METRICS_ERROR_INTERVAL_USEC;
 
         r = listeners_setup(m->cfg, &m->listeners, &m->n_listeners, &m->socket_activated);
         if (r < 0)

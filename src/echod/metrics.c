@@ -17,6 +17,8 @@
 #include "metrics.h"
 #include "parse.h"
 
+#define ERROR_INTERVAL_USEC (60 * USEC_PER_SEC)
+
 void metrics_count_exit(struct master *m, const siginfo_t *si) {
         int reason = si->si_code == CLD_EXITED ? close_reason_from_exit_code(si->si_status) : -1;
 
@@ -141,6 +143,7 @@ void metrics_write(struct master *m, uint64_t now) {
         if (!path)
                 return;
         m->metrics_due = now + m->cfg->metrics_interval_usec;
+        m->metrics_rl.interval_usec = ERROR_INTERVAL_USEC;
         r = metrics_format(m, buf, sizeof buf);
         if (r >= 0)
                 r = write_atomic(path, buf, (size_t) r);
