@@ -133,6 +133,8 @@ static cfg_opt_t options[] = {
         OPT("log_level"),
         OPT("log_connections"),
         OPT("log_payload"),
+        OPT("metrics_file"),
+        OPT("metrics_interval"),
         CFG_END()
 };
 
@@ -429,11 +431,11 @@ static int validate(struct validator *v, struct config *cfg) {
         get_uint(v, "max_sources", 1024, 1, 1000000, NULL, &cfg->max_sources);
         get_uint(v, "rate_limit", 0, 0, 1000000, "off", &cfg->rate_limit);
         get_uint(v, "rate_limit_burst", 100, 1, 1000000, NULL, &cfg->rate_limit_burst);
-        get_uint(v, "rate_limit_per_source", 0, 0, 1000000, "off", &cfg->rate_limit_per_source);
-        get_uint(v, "rate_limit_per_source_burst", 10, 1, 1000000, NULL, &cfg->rate_limit_per_source_burst);
+        get_uint(v, "rate_limit_per_source", 20, 0, 1000000, "off", &cfg->rate_limit_per_source);
+        get_uint(v, "rate_limit_per_source_burst", 40, 1, 1000000, NULL, &cfg->rate_limit_per_source_burst);
 
         get_duration(v, "idle_timeout", 300 * USEC_PER_SEC, true, &cfg->idle_timeout_usec);
-        get_duration(v, "session_timeout", 0, true, &cfg->session_timeout_usec);
+        get_duration(v, "session_timeout", 3600 * USEC_PER_SEC, true, &cfg->session_timeout_usec);
         get_duration(v, "shutdown_timeout", 10 * USEC_PER_SEC, true, &cfg->shutdown_timeout_usec);
 
         c = get(v, "max_bytes");
@@ -464,6 +466,16 @@ static int validate(struct validator *v, struct config *cfg) {
         }
         get_bool(v, "log_connections", true, &cfg->log_connections);
         get_bool(v, "log_payload", false, &cfg->log_payload);
+
+        cfg->metrics_file = get_name(v, "metrics_file");
+        c = get(v, "metrics_file");
+        if (cfg->metrics_file && cfg->metrics_file[0] != '/')
+                verr(v, c->line, "metrics_file", "'%s' is not an absolute path", cfg->metrics_file);
+        else if (cfg->metrics_file && (strlen(cfg->metrics_file) < 6 ||
+                                       strcmp(cfg->metrics_file + strlen(cfg->metrics_file) - 5, ".prom") != 0))
+                verr(v, c->line, "metrics_file", "'%s' does not end in .prom, the only files node-exporter's textfile collector reads",
+                     cfg->metrics_file);
+        get_duration(v, "metrics_interval", 15 * USEC_PER_SEC, false, &cfg->metrics_interval_usec);
         return 0;
 }
 
@@ -476,6 +488,7 @@ struct config *config_free(struct config *c) {
         free(c->acl);
         free(c->user);
         free(c->group);
+        free(c->metrics_file);
         free(c->path);
         free(c);
         return NULL;
@@ -646,4 +659,8 @@ void config_dump(const struct config *c, FILE *f) {
         fprintf(f, "\nlog_level = \"%s\"\n", log_level_to_string(c->log_level));
         fprintf(f, "log_connections = %s\n", c->log_connections ? "true" : "false");
         fprintf(f, "log_payload = %s\n", c->log_payload ? "true" : "false");
+        fprintf(f, "metrics_file = ");
+        dump_string(f, c->metrics_file ? c->metrics_file : "");
+        fputc('\n', f);
+        dump_duration(f, "metrics_interval", c->metrics_interval_usec);
 }

@@ -55,6 +55,9 @@ struct config {
         char *user;                             /* NULL = not set */
         char *group;
 
+        char *metrics_file;                     /* NULL = no metrics */
+        uint64_t metrics_interval_usec;
+
         int log_level;
         bool log_connections;
         bool log_payload;

@@ -21,6 +21,7 @@
 #include "fd-util.h"
 #include "fork-trim.h"
 #include "master.h"
+#include "metrics.h"
 #include "notify.h"
 #include "parse.h"
 #include "privs.h"
@@ -137,6 +138,8 @@ static uint64_t next_deadline(const struct master *m) {
                 deadline = m->stop_deadline;
         if (master_active(m) > 0 && m->next_sweep < deadline)
                 deadline = m->next_sweep;
+        if (metrics_next(m) < deadline)
+                deadline = metrics_next(m);
         return deadline;
 }
 
@@ -164,6 +167,8 @@ static void run_timers(struct master *m, uint64_t now) {
                 children_sweep(m);
                 m->next_sweep = now + USEC_PER_SEC;
         }
+        if (now >= metrics_next(m))
+                metrics_write(m, now);
 }
 
 static int event_loop(struct master *m) {
@@ -351,6 +356,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
                 .signal_fd = -1,
                 .exit_fd = -1,
                 .ready_fd = args->ready_fd,
+                .start_realtime = now_usec(CLOCK_REALTIME),
         };
         int r;
 
@@ -374,6 +380,8 @@ int master_run(struct config *cfg, const struct master_args *args) {
         trim_libraries();
 
         log_started(&m);
+        /* As the user that serves, so that every later write can replace it. */
+        metrics_write(&m, now_usec(CLOCK_MONOTONIC));
         status_send(&m, now_usec(CLOCK_MONOTONIC));
         (void) notify_send("READY=1");
         daemon_report(m.ready_fd, 0);
@@ -381,10 +389,12 @@ int master_run(struct config *cfg, const struct master_args *args) {
         log_set_error_copy_fd(-1);
 
         r = event_loop(&m);
-        if (r >= 0)
+        if (r >= 0) {
+                metrics_write(&m, now_usec(CLOCK_MONOTONIC));
                 log_struct(LOG_NOTICE, LOG_MESSAGE_ID(ECHOD_MID_STOPPED),
                            "SERVED=%" PRIu64, m.served,
                            LOG_MESSAGE("stopped after serving %" PRIu64 " connection%s", m.served, m.served == 1 ? "" : "s"));
+        }
 out:
         if (r < 0)
                 daemon_report(m.ready_fd, 1);

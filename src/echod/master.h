@@ -18,6 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "sources.h"
+#include "worker.h"
 
 struct master_args {
         const char *config_path;
@@ -52,6 +53,9 @@ struct master {
 
         uint64_t served;
         uint64_t failed;                /* abnormal worker exits */
+        uint64_t closed[_CLOSE_REASON_MAX];     /* ended connections, by close reason */
+        uint64_t bytes_echoed;          /* by ended connections (their reports) */
+        uint64_t log_dropped;           /* records not written: budget or journal full */
         uint64_t refused[_REFUSED_MAX];
         struct log_ratelimit refuse_rl[_REFUSED_MAX];
         struct log_ratelimit resource_rl;
@@ -59,6 +63,12 @@ struct master {
         bool status_dirty;
         uint64_t status_sent;
         bool reload_failed;
+        uint64_t reloads_ok;
+        uint64_t reloads_failed;
+
+        uint64_t start_realtime;        /* CLOCK_REALTIME at start, for echod_start_time_seconds */
+        uint64_t metrics_due;
+        struct log_ratelimit metrics_rl;
 
         bool stopping;
         uint64_t stop_deadline;

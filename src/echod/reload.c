@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "children.h"
+#include "metrics.h"
 #include "notify.h"
 #include "reload.h"
 #include "status.h"
@@ -114,16 +115,21 @@ void master_reload(struct master *m) {
         if (m->args->log_level_override < 0)
                 log_set_level(m->cfg->log_level);
         m->reload_failed = false;
+        m->reloads_ok++;
         log_struct(LOG_NOTICE, LOG_MESSAGE_ID(ECHOD_MID_RELOADED),
                    LOG_MESSAGE("reloaded %s: %zu listener%s (%zu added, %zu closed)%s; running workers are unchanged",
                                path, m->n_listeners, m->n_listeners == 1 ? "" : "s", added, removed,
                                m->socket_activated ? ", sockets from systemd kept" : ""));
         status_send(m, now);
+        /* Before READY=1: whoever waits for the reload to end sees its count. */
+        metrics_write(m, now);
         (void) notify_send("READY=1");
         return;
 
 fail:
         m->reload_failed = true;
+        m->reloads_failed++;
         status_send(m, now);
+        metrics_write(m, now);
         (void) notify_send("READY=1");
 }

@@ -45,7 +45,7 @@ class BasicTest(EchodTestCase):
 
     def test_100_concurrent_clients_random_data(self):
         # All from 127.0.0.1: lift the per-source limit (32 by default).
-        d = self.echod("max_connections_per_source = 0\n")
+        d = self.echod("max_connections_per_source = 0\nrate_limit_per_source = 0\n")
         errors = []
         socks = []
         payloads = [os.urandom(random.randint(1, 200000)) for _ in range(100)]

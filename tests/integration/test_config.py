@@ -38,7 +38,8 @@ class ConfigTest(EchodTestCase):
                      "max_connections_per_source = 32", "idle_timeout = 5m", 'user = ""',
                      'group = ""', 'log_level = "info"', "log_connections = true",
                      "log_payload = false", "source_prefix_v4 = 32", "source_prefix_v6 = 64",
-                     "rate_limit = 0", "session_timeout = 0s", "max_bytes = 0",
+                     "rate_limit = 0", "rate_limit_per_source = 20", "rate_limit_per_source_burst = 40",
+                     "session_timeout = 1h", "max_bytes = 0", 'metrics_file = ""', "metrics_interval = 15s",
                      "shutdown_timeout = 10s", "allow = { }", "deny = { }"]:
             self.assertIn(line + "\n", r.stdout)
 

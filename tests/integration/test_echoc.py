@@ -549,7 +549,7 @@ class AgainstEchodTest(unittest.TestCase):
     """The same client against the real daemon."""
 
     def setUp(self):
-        self.d = echodtest.Echod("max_connections = 0\nmax_connections_per_source = 0\n")
+        self.d = echodtest.Echod("max_connections = 0\nmax_connections_per_source = 0\nrate_limit_per_source = 0\n")
         self.addCleanup(self.d.close)
 
     def test_line_mode(self):

@@ -204,7 +204,7 @@ class NotifyQueueTest(EchodTestCase):
         # A service manager that stops reading: its queue stays full
         # (net.unix.max_dgram_qlen). Found by the soak: sd_notify() blocked
         # the master there, with exited workers left as zombies.
-        d = self.echod("max_connections_per_source = 0\n")
+        d = self.echod("max_connections_per_source = 0\nrate_limit_per_source = 0\n")
         filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.addCleanup(filler.close)
         filler.setblocking(False)
@@ -234,7 +234,7 @@ class NotifyQueueTest(EchodTestCase):
 class FloodTest(EchodTestCase):
     def test_2000_connections_against_max_100(self):
         total, limit, payload_len = 2000, 100, 1000
-        d = self.echod("max_connections = %d\nmax_connections_per_source = 0\n" % limit)
+        d = self.echod("max_connections = %d\nmax_connections_per_source = 0\nrate_limit_per_source = 0\n" % limit)
         keep_draining(self, d)
         # Warm up: the tables reach the size they will have during the flood.
         warm = []

@@ -237,7 +237,7 @@ class WorkerFateTest(EchodTestCase):
 
     def test_500_children_exit_at_once(self):
         n = 500
-        d = self.echod("max_connections = %d\nmax_connections_per_source = 0\nlog_connections = false\n" % n)
+        d = self.echod("max_connections = %d\nmax_connections_per_source = 0\nrate_limit_per_source = 0\nlog_connections = false\n" % n)
         keep_draining(self, d)
         for rnd in range(2):
             socks = []

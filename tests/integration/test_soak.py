@@ -121,7 +121,7 @@ class SoakTest(EchodTestCase):
         return 1
 
     def test_soak(self):
-        d = self.echod("max_connections_per_source = 0\nlog_connections = false\n")
+        d = self.echod("max_connections_per_source = 0\nrate_limit_per_source = 0\nlog_connections = false\n")
         keep_draining(self, d)
         master_fds = fd_targets(d.pid)
         listener_links = {t for t in master_fds.values() if t.startswith("socket:")}

@@ -91,6 +91,8 @@ static void assert_config_equal(const struct config *a, const struct config *b) 
         ck_assert_int_eq(a->log_level, b->log_level);
         ck_assert_int_eq(a->log_connections, b->log_connections);
         ck_assert_int_eq(a->log_payload, b->log_payload);
+        ck_assert(str_equal(a->metrics_file, b->metrics_file));
+        ck_assert_uint_eq(a->metrics_interval_usec, b->metrics_interval_usec);
 }
 
 /* The defaults documented in conf/echod.conf and the issues. */
@@ -109,10 +111,10 @@ static void assert_defaults(const struct config *c) {
         ck_assert_uint_eq(c->max_sources, 1024);
         ck_assert_uint_eq(c->rate_limit, 0);
         ck_assert_uint_eq(c->rate_limit_burst, 100);
-        ck_assert_uint_eq(c->rate_limit_per_source, 0);
-        ck_assert_uint_eq(c->rate_limit_per_source_burst, 10);
+        ck_assert_uint_eq(c->rate_limit_per_source, 20);
+        ck_assert_uint_eq(c->rate_limit_per_source_burst, 40);
         ck_assert_uint_eq(c->idle_timeout_usec, SEC(300));
-        ck_assert_uint_eq(c->session_timeout_usec, 0);
+        ck_assert_uint_eq(c->session_timeout_usec, SEC(3600));
         ck_assert_uint_eq(c->shutdown_timeout_usec, SEC(10));
         ck_assert_uint_eq(c->max_bytes, 0);
         ck_assert_uint_eq(c->n_acl, 0);
@@ -122,6 +124,8 @@ static void assert_defaults(const struct config *c) {
         ck_assert_int_eq(c->log_level, LOG_INFO);
         ck_assert(c->log_connections);
         ck_assert(!c->log_payload);
+        ck_assert_ptr_null(c->metrics_file);
+        ck_assert_uint_eq(c->metrics_interval_usec, SEC(15));
 }
 
 /* ---- defaults and accepted values ---- */
@@ -595,6 +599,7 @@ START_TEST(test_dump_round_trip)
                 "log_payload = on\n");
         assert_round_trip("deny = { \"0.0.0.0/0\" }\nlog_level = \"warning\"\nidle_timeout = 1h\n");
         assert_round_trip("allow = { \"192.0.2.1\" }\nlog_level = \"notice\"\nsession_timeout = 2h30m\n");
+        assert_round_trip("metrics_file = \"/var/lib/prometheus/node-exporter/echod.prom\"\nmetrics_interval = 1m\n");
 
         /* The dump of the defaults names every key. */
         c = load_ok("");
@@ -758,7 +763,7 @@ START_TEST(test_shipped_conf)
                 strcat(out, line);
                 strcat(out, "\n");
         }
-        ck_assert_uint_eq(n_keys, 22);
+        ck_assert_uint_eq(n_keys, 24);
         uncommented = load_ok(out);
         assert_config_equal(uncommented, defaults);
 
