@@ -125,6 +125,7 @@ static void log_abnormal_exit(const struct child *ch, const siginfo_t *si) {
 int children_reap(struct master *m, pid_t pid, bool block) {
         siginfo_t si = {};
         struct child *ch;
+        int reason;
 
         for (;;) {
                 if (waitid(pid > 0 ? P_PID : P_ALL, pid > 0 ? (id_t) pid : 0, &si,
@@ -139,7 +140,10 @@ int children_reap(struct master *m, pid_t pid, bool block) {
         ch = htab_get(&m->children, &si.si_pid);
         if (!ch)
                 return 1;                       /* not a worker of ours: nothing to account */
-        if (si.si_code != CLD_EXITED || close_reason_from_exit_code(si.si_status) < 0) {
+        reason = si.si_code == CLD_EXITED ? close_reason_from_exit_code(si.si_status) : -1;
+        if (reason >= 0)
+                m->closed[reason]++;
+        else {
                 m->failed++;
                 log_abnormal_exit(ch, &si);
         }

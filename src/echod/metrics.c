@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "echod-config.h"
@@ -18,13 +17,6 @@
 #include "parse.h"
 
 #define ERROR_INTERVAL_USEC (60 * USEC_PER_SEC)
-
-void metrics_count_exit(struct master *m, const siginfo_t *si) {
-        int reason = si->si_code == CLD_EXITED ? close_reason_from_exit_code(si->si_status) : -1;
-
-        if (reason >= 0)
-                m->closed[reason]++;
-}
 
 struct out {
         char *buf;

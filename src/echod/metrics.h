@@ -7,15 +7,10 @@
  */
 #pragma once
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct master;
-
-/* Counts a reaped worker's end under its close reason; children_reap()
- * counts (and logs) an exit that carries none in m->failed. */
-void metrics_count_exit(struct master *m, const siginfo_t *si);
 
 /* Writes the exposition of m into buf; returns its length, or -ENOBUFS. */
 int metrics_format(const struct master *m, char *buf, size_t size);

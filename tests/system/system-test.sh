@@ -390,7 +390,8 @@ ok "journalctl -x explains the records (catalog installed)"
 OPEN_ID=fb8492e167704a2bbbc8cb13f049d770 CLOSE_ID=b8891436a2ba4f56b2ec6232e48a8db5
 count_records() { ct 20 journalctl --no-pager -o cat -u echod "MESSAGE_ID=$1" | wc -l; }
 opens0=$(count_records $OPEN_ID) closes0=$(count_records $CLOSE_ID)
-client --timeout 30 burst 127.0.0.1 "$PORT" --count 200 --size 64 || fail "200 short connections"
+# From 10 addresses: 20 each, within the shipped per-source rate burst (40).
+client --timeout 30 burst 127.0.0.1 "$PORT" --count 200 --size 64 --sources 10 || fail "200 short connections"
 records_complete() {
         [[ $(( $(count_records $OPEN_ID) - opens0 )) -ge 200 && $(( $(count_records $CLOSE_ID) - closes0 )) -ge 200 ]]
 }
