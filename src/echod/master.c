@@ -31,7 +31,7 @@
 
 #define BACKOFF_USEC (100 * USEC_PER_MSEC)      /* pause after EMFILE or fork failure */
 #define SIGNAL_TAG UINT64_MAX
-#define EXIT_TAG (UINT64_MAX - 1)
+#define EXIT_TAG MASTER_EXIT_TAG
 
 int master_watch_listeners(struct master *m, bool on) {
         if (m->watching == on)
@@ -350,6 +350,8 @@ int master_run(struct config *cfg, const struct master_args *args) {
                 .epoll_fd = -1,
                 .signal_fd = -1,
                 .exit_fd = -1,
+                .report_fd = -1,
+                .report_worker_fd = -1,
                 .ready_fd = args->ready_fd,
         };
         int r;
@@ -381,6 +383,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
         log_set_error_copy_fd(-1);
 
         r = event_loop(&m);
+        status_flush_summary(&m, now_usec(CLOCK_MONOTONIC), true);
         if (r >= 0)
                 log_struct(LOG_NOTICE, LOG_MESSAGE_ID(ECHOD_MID_STOPPED),
                            "SERVED=%" PRIu64, m.served,
