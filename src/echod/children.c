@@ -25,15 +25,17 @@
  * workers have no capabilities). Nobody else can reach a socketpair.
  */
 static int report_socket_open(struct master *m) {
-        int sv[2], one = 1;
+        int sv[2], one = 1, r;
 
         if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
         m->report_fd = sv[0];
         m->report_worker_fd = sv[1];
-        if (setsockopt(m->report_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
-            fd_set_nonblock(m->report_fd, true) < 0)
+        if (setsockopt(m->report_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
                 return -errno;
+        r = fd_set_nonblock(m->report_fd, true);
+        if (r < 0)
+                return r;
         /* Level-triggered: reports are drained before each reap, and
          * whatever a worker sends wakes the loop even before its exit. */
         if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->report_fd,

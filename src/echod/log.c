@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Where log records go (journal or stderr), level filtering and rate limits. */
+/* Where log records go (journal or stderr), level filtering, rate limits,
+ * and the form of a connection record. */
 #include <errno.h>
 #include <printf.h>
 #include <stdarg.h>
@@ -105,7 +106,7 @@ uint64_t log_dropped(void) {
  * value and "\n". One datagram per record, sent without waiting.
  */
 static bool journal_send(const struct iovec *fields, size_t n) {
-        struct iovec iov[(MAX_FIELDS + 5) * 4];
+        struct iovec iov[(MAX_FIELDS + 5) * 5];          /* at most five per field */
         uint64_t lens[MAX_FIELDS + 5];
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         const char *path = journal_path();
