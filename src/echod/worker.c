@@ -389,6 +389,7 @@ static void report_clean_end(const struct echo_result *res, void *userdata) {
 static void log_own_record(const struct config *cfg, int fd, const struct sockaddr_any *peer, const char *host,
                            bool open, const struct echo_result *res, uint64_t duration) {
         struct sockaddr_any local = { .len = sizeof local.storage };
+
         if (!conn_record_wanted(cfg->log_connections, open, res ? res->reason : CLOSE_EOF))
                 return;
         if (getsockname(fd, &local.sa, &local.len) < 0)
