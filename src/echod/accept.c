@@ -21,7 +21,11 @@ static void serve(struct master *m, int fd, const struct sockaddr_any *peer, con
         int r;
 
         netaddr_from_sockaddr(&remote, peer, 32, 128);
-        if (!admit(m->cfg, &tables, &remote, now, &v)) {
+        /* A worker's report gives its source slot back: one may be waiting
+         * from a worker that ended while this batch ran. */
+        if (!admit(m->cfg, &tables, &remote, now, &v) &&
+            !(v.reason == REFUSED_PER_SOURCE && children_take_reports(m) > 0 &&
+              admit(m->cfg, &tables, &remote, now, &v))) {
                 safe_close(fd);
                 status_refused(m, peer, l, &v, now);
                 return;

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <linux/sched.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,13 +17,96 @@
 #include "status.h"
 #include "worker.h"
 
+/*
+ * The report socket: a datagram socketpair made before any fork. Every
+ * worker inherits the one end and sends its report there; on the master's
+ * end SO_PASSCRED makes the kernel attach each sender's credentials, which
+ * a worker cannot forge (only CAP_SYS_ADMIN may claim another pid, and
+ * workers have no capabilities). Nobody else can reach a socketpair.
+ */
+static int report_socket_open(struct master *m) {
+        int sv[2], one = 1, r;
+
+        if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        m->report_fd = sv[0];
+        m->report_worker_fd = sv[1];
+        if (setsockopt(m->report_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+                return -errno;
+        r = fd_set_nonblock(m->report_fd, true);
+        if (r < 0)
+                return r;
+        /* Level-triggered: reports are drained before each reap, and
+         * whatever a worker sends wakes the loop even before its exit. */
+        if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->report_fd,
+                      &(struct epoll_event) { .events = EPOLLIN, .data.u64 = MASTER_EXIT_TAG }) < 0)
+                return -errno;
+        return 0;
+}
+
 int children_init(struct master *m) {
+        int r;
+
         /* Small at first: the table grows with the number of workers. */
-        return htab_init(&m->children, sizeof(pid_t), sizeof(struct child), 64);
+        r = htab_init(&m->children, sizeof(pid_t), sizeof(struct child), 64);
+        if (r < 0)
+                return r;
+        return report_socket_open(m);
 }
 
 void children_done(struct master *m) {
         htab_done(&m->children);
+        m->report_fd = safe_close(m->report_fd);
+        m->report_worker_fd = safe_close(m->report_worker_fd);
+}
+
+unsigned children_take_reports(struct master *m) {
+        unsigned taken = 0;
+
+        for (;;) {
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(struct ucred))];
+                } control;
+                struct worker_report rep;
+                struct iovec iov = { &rep, sizeof rep };
+                struct msghdr mh = {
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = &control,
+                        .msg_controllen = sizeof control,
+                };
+                const struct ucred *cred = NULL;
+                struct child *ch = NULL;
+                ssize_t n;
+
+                n = recvmsg(m->report_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return taken;   /* EAGAIN: none left */
+                }
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+                            c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
+                                cred = (const struct ucred *) CMSG_DATA(c);
+                if (cred && cred->pid > 0)
+                        ch = htab_get(&m->children, &cred->pid);
+                if (!ch || n != (ssize_t) sizeof rep || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+                    rep.magic != WORKER_REPORT_MAGIC || rep.pid != cred->pid ||
+                    rep.reason >= _CLOSE_REASON_WORKER_MAX || ch->reported) {
+                        m->reports_ignored++;
+                        continue;
+                }
+                ch->reported = true;
+                ch->reason = (uint8_t) rep.reason;
+                ch->error = rep.error;
+                ch->bytes = rep.bytes;
+                /* The worker is done with its client and only exits now:
+                 * the client may connect again at once. */
+                sources_put(&m->sources, &ch->key, now_usec(CLOCK_MONOTONIC));
+                taken++;
+        }
 }
 
 /*
@@ -46,9 +131,10 @@ static pid_t clone_worker(int exit_signal) {
 
 static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer,
                                   const struct listener *l) {
-        /* The worker keeps its connection, stdio and the journal socket
-         * only: not the listeners, the epoll set or the signalfds. */
-        const int keep[] = { fd, log_journal_fd() };
+        /* The worker keeps its connection, stdio, its end of the report
+         * socket and the journal socket (payload records) only: not the
+         * listeners, the epoll set or the signalfds. */
+        const int keep[] = { fd, m->report_worker_fd, log_journal_fd() };
         int r;
 
         (void) close_all_fds_except(keep, ARRAY_SIZE(keep));
@@ -56,19 +142,21 @@ static _noreturn_ void run_worker(struct master *m, int fd, const struct sockadd
                 r = privs_drop_caps();
                 if (r < 0) {
                         /* Never serve a client with the master's capabilities. */
-                        log_journal_fork_child();
                         log_record_text(LOG_ERR, false, ECHOD_MID_WORKER_FAILED, NULL,
                                         "worker cannot drop its capabilities, closing the connection unserved");
                         _exit(EXIT_FAILURE);
                 }
         }
-        log_journal_fork_child();
         _exit(worker_main(fd, fd, m->cfg, &(struct worker_args) {
                 .remote = peer,
                 .local_port = sockaddr_port(&l->addr),
+                .report_fd = m->report_worker_fd,
                 .poll_mask = &m->worker_poll_mask,
         }));
 }
+
+static void log_connection(struct master *m, const struct child *ch, const siginfo_t *si,
+                           enum close_reason reason, uint64_t now);
 
 int children_spawn(struct master *m, int fd, const struct sockaddr_any *peer, const struct listener *l,
                    const struct netaddr *key, uint64_t now) {
@@ -93,11 +181,61 @@ int children_spawn(struct master *m, int fd, const struct sockaddr_any *peer, co
                 (void) waitid(P_PID, (id_t) pid, &(siginfo_t) {}, WEXITED | __WALL);
                 return r;
         }
+        *ch = (struct child) {
+                .pid = pid,
+                .port = sockaddr_port(peer),
+                .local_port = sockaddr_port(&l->addr),
+                .key = *key,
+                .start = now,
+        };
         netaddr_from_sockaddr(&ch->remote, peer, 32, 128);
-        ch->port = sockaddr_port(peer);
-        ch->key = *key;
-        ch->start = now;
+        if (conn_record_wanted(m->cfg->log_connections, true, CLOSE_EOF))
+                log_connection(m, ch, NULL, CLOSE_EOF, now);
         return 0;
+}
+
+/* How a reaped worker's connection ended: what it reported, or what its
+ * exit says when it could not report. */
+static enum close_reason end_reason(const struct child *ch, const siginfo_t *si) {
+        int code = si->si_code == CLD_EXITED ? close_reason_from_exit_code(si->si_status) : -1;
+
+        if (ch->reported)
+                return (enum close_reason) ch->reason;
+        if (si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED)
+                return CLOSE_KILLED;
+        if (code >= 0)
+                return (enum close_reason) code;        /* its report was lost */
+        return CLOSE_FAILED;
+}
+
+/* The open record (si NULL) or the one record of how the connection ended:
+ * what the worker reported, joined with what the master knows. */
+static void log_connection(struct master *m, const struct child *ch, const siginfo_t *si,
+                           enum close_reason reason, uint64_t now) {
+        char host[ADDR_STR_MAX];
+        struct conn_record r = {
+                .host = host,
+                .remote_port = ch->port,
+                .local_port = ch->local_port,
+                .pid = (int) ch->pid,
+                .open = !si,
+                .duration_usec = now - ch->start,
+        };
+
+        if (si) {
+                if (!conn_record_wanted(m->cfg->log_connections, false, reason))
+                        return;
+                if (ch->reported) {
+                        r.error = ch->error;
+                        r.bytes_known = true;
+                        r.bytes = ch->bytes;
+                } else if (reason == CLOSE_KILLED)
+                        r.signal = si->si_status;
+                r.reason = close_reason_to_string(reason);
+                r.warning = close_reason_warning(reason);
+        }
+        netaddr_format_host(&ch->remote, host, sizeof host);
+        status_conn_record(m, &r, reason, now);
 }
 
 static void log_abnormal_exit(const struct child *ch, const siginfo_t *si) {
@@ -125,7 +263,8 @@ static void log_abnormal_exit(const struct child *ch, const siginfo_t *si) {
 int children_reap(struct master *m, pid_t pid, bool block) {
         siginfo_t si = {};
         struct child *ch;
-        int reason;
+        enum close_reason reason;
+        uint64_t now;
 
         for (;;) {
                 if (waitid(pid > 0 ? P_PID : P_ALL, pid > 0 ? (id_t) pid : 0, &si,
@@ -140,14 +279,20 @@ int children_reap(struct master *m, pid_t pid, bool block) {
         ch = htab_get(&m->children, &si.si_pid);
         if (!ch)
                 return 1;                       /* not a worker of ours: nothing to account */
-        reason = si.si_code == CLD_EXITED ? close_reason_from_exit_code(si.si_status) : -1;
-        if (reason >= 0)
-                m->closed[reason]++;
-        else {
+        /* Its report, if it sent one, was queued before it exited. */
+        (void) children_take_reports(m);
+        now = now_usec(CLOCK_MONOTONIC);
+        reason = end_reason(ch, &si);
+        m->closed[reason]++;
+        if (ch->reported)
+                m->bytes_echoed += ch->bytes;
+        if (si.si_code != CLD_EXITED || close_reason_from_exit_code(si.si_status) < 0) {
                 m->failed++;
                 log_abnormal_exit(ch, &si);
         }
-        sources_put(&m->sources, &ch->key, now_usec(CLOCK_MONOTONIC));
+        log_connection(m, ch, &si, reason, now);
+        if (!ch->reported)
+                sources_put(&m->sources, &ch->key, now);
         htab_remove(&m->children, ch);
         status_changed(m);
         return 1;
@@ -162,6 +307,9 @@ void children_reap_signalled(struct master *m) {
         static const struct timespec zero;
         siginfo_t si;
 
+        /* The loop woke for an exit signal or for a report: a report whose
+         * worker is still on its way out waits in its struct child. */
+        (void) children_take_reports(m);
         for (;;) {
                 if (sigtimedwait(&m->exit_mask, &si, &zero) < 0) {
                         if (errno == EINTR)
@@ -184,7 +332,7 @@ void children_rekey(struct master *m, uint64_t now) {
         size_t i = 0, failed = 0;
 
         while ((ch = htab_next(&m->children, &i)))
-                if (sources_rekey(&m->sources, &ch->key, &ch->remote, now) < 0)
+                if (!ch->reported && sources_rekey(&m->sources, &ch->key, &ch->remote, now) < 0)
                         failed++;
         if (failed > 0)
                 log_warning("cannot count %zu running connection%s under the new source prefixes (out of memory); "

@@ -21,6 +21,12 @@ struct child {
         struct netaddr remote;  /* the client's full address */
         struct netaddr key;     /* the source key it is counted under */
         uint64_t start;
+        uint16_t local_port;    /* the listener's */
+        bool reported;          /* its report came: the fields below hold it, and
+                                 * its source count is given back already */
+        uint8_t reason;         /* enum close_reason */
+        int error;
+        uint64_t bytes;
 };
 
 int children_init(struct master *m);
@@ -37,13 +43,26 @@ int children_spawn(struct master *m, int fd, const struct sockaddr_any *peer, co
 /*
  * Reaps pid (or any worker with pid -1) if it has exited, or waits for it
  * with block, and accounts for it: the child table, its source's count, the
- * close and failure counters, the log record of an abnormal exit. Every exit
- * goes through here. Returns 1 when one was reaped, 0 when none has exited,
+ * close and failure counters, the connection's one record (its worker's
+ * report joined with the child's addresses and start), the record of an
+ * abnormal exit. Reports waiting are taken first, so that a report and its
+ * exit meet; one arriving after the reap finds no child and is ignored.
+ * Every exit goes through here. Returns 1 when one was reaped, 0 when none has exited,
  * -ECHILD when there is none to wait for.
  */
 int children_reap(struct master *m, pid_t pid, bool block);
 
-/* Reaps every worker whose exit signal is queued (the loop's exit_fd woke). */
+/*
+ * Takes every report waiting, each into its worker's struct child, and
+ * gives the worker's source count back: it is done with its client. A
+ * report counts only when the kernel's credentials name a running worker
+ * of ours and the report names the same pid; anything else is ignored and
+ * counted. Returns how many counted.
+ */
+unsigned children_take_reports(struct master *m);
+
+/* Takes the reports waiting, then reaps every worker whose exit signal is
+ * queued (the loop's exit_fd or the report socket woke). */
 void children_reap_signalled(struct master *m);
 
 /* Reaps whatever has exited, for exits whose signal was lost. */

@@ -132,6 +132,8 @@ static cfg_opt_t options[] = {
         OPT("group"),
         OPT("log_level"),
         OPT("log_connections"),
+        OPT("log_rate"),
+        OPT("log_rate_burst"),
         OPT("log_payload"),
         OPT("metrics_file"),
         OPT("metrics_interval"),
@@ -312,6 +314,32 @@ static void get_bool(struct validator *v, const char *key, bool def, bool *ret) 
         verr(v, c->line, key, "invalid boolean '%s': expected true or false", c->text);
 }
 
+/* true and false are the key's old spellings of close and off. */
+static void get_log_connections(struct validator *v, enum log_connections *ret) {
+        static const char *const close_words[] = { "close", "true", "yes", "on" };
+        static const char *const off_words[] = { "off", "false", "no" };
+        const char *key = "log_connections";
+        const struct cval *c = get(v, key);
+
+        *ret = LOG_CONNECTIONS_CLOSE;
+        if (!c || empty_value(v, c, key))
+                return;
+        for (size_t i = 0; i < ARRAY_SIZE(close_words); i++)
+                if (strcmp(c->text, close_words[i]) == 0)
+                        return;
+        for (size_t i = 0; i < ARRAY_SIZE(off_words); i++)
+                if (strcmp(c->text, off_words[i]) == 0) {
+                        *ret = LOG_CONNECTIONS_OFF;
+                        return;
+                }
+        if (strcmp(c->text, "all") == 0)
+                *ret = LOG_CONNECTIONS_ALL;
+        else if (strcmp(c->text, "errors") == 0)
+                *ret = LOG_CONNECTIONS_ERRORS;
+        else
+                verr(v, c->line, key, "invalid value '%s': expected close, all, errors or off", c->text);
+}
+
 static char *get_name(struct validator *v, const char *key) {
         const struct cval *c = get(v, key);
 
@@ -464,7 +492,9 @@ static int validate(struct validator *v, struct config *cfg) {
                 else
                         cfg->log_level = l;
         }
-        get_bool(v, "log_connections", true, &cfg->log_connections);
+        get_log_connections(v, &cfg->log_connections);
+        get_uint(v, "log_rate", 200, 0, 1000000, "no budget", &cfg->log_rate);
+        get_uint(v, "log_rate_burst", 2000, 1, 1000000, NULL, &cfg->log_rate_burst);
         get_bool(v, "log_payload", false, &cfg->log_payload);
 
         cfg->metrics_file = get_name(v, "metrics_file");
@@ -657,7 +687,9 @@ void config_dump(const struct config *c, FILE *f) {
         fprintf(f, "\ngroup = ");
         dump_string(f, c->group ? c->group : "");
         fprintf(f, "\nlog_level = \"%s\"\n", log_level_to_string(c->log_level));
-        fprintf(f, "log_connections = %s\n", c->log_connections ? "true" : "false");
+        fprintf(f, "log_connections = %s\n", log_connections_to_string(c->log_connections));
+        fprintf(f, "log_rate = %u\n", c->log_rate);
+        fprintf(f, "log_rate_burst = %u\n", c->log_rate_burst);
         fprintf(f, "log_payload = %s\n", c->log_payload ? "true" : "false");
         fprintf(f, "metrics_file = ");
         dump_string(f, c->metrics_file ? c->metrics_file : "");

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "addr.h"
+#include "log.h"
 
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 
@@ -59,7 +60,9 @@ struct config {
         uint64_t metrics_interval_usec;
 
         int log_level;
-        bool log_connections;
+        enum log_connections log_connections;
+        unsigned log_rate;                      /* connection records per second, 0 = no budget */
+        unsigned log_rate_burst;
         bool log_payload;
 };
 

@@ -1,31 +1,33 @@
 /* SPDX-License-Identifier: MIT */
-/* Where log records go (journal or stderr), level filtering and rate limits. */
+/* Where log records go (journal or stderr), level filtering, rate limits,
+ * and the form of a connection record. */
 #include <errno.h>
 #include <printf.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <dirent.h>
-#include <fcntl.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
+#include <endian.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
-#include <systemd/sd-journal.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "log.h"
 #include "strbuf.h"
 
 #define MAX_FIELDS 32
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 static enum log_target log_target = LOG_TARGET_STDERR;
 static int log_max_level = LOG_INFO;
 static int log_error_copy_fd = -1;
-static int journal_fd = -1;             /* libsystemd's journal socket, once known */
-static bool journal_used;               /* this process sent a record */
+static int journal_fd = -1;             /* our journal socket, once opened */
+static uint64_t dropped;                /* records journald did not take */
 
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg",
@@ -38,9 +40,15 @@ static const char *const level_names[] = {
         [LOG_DEBUG] = "debug",
 };
 
+static const char *journal_path(void) {
+        const char *p = getenv("ECHOD_JOURNAL_SOCKET");
+
+        return p && p[0] ? p : JOURNAL_SOCKET;
+}
+
 void log_open(enum log_target target) {
         if (target == LOG_TARGET_AUTO) {
-                if (isatty(STDERR_FILENO) || access("/run/systemd/journal/socket", W_OK) < 0)
+                if (isatty(STDERR_FILENO) || access(journal_path(), W_OK) < 0)
                         target = LOG_TARGET_STDERR;
                 else
                         target = LOG_TARGET_JOURNAL;
@@ -84,82 +92,65 @@ void log_set_error_copy_fd(int fd) {
         log_error_copy_fd = fd;
 }
 
-/* libsystemd keeps its journal socket to itself: it is the one unbound
- * AF_UNIX datagram socket among ours (notify sockets live only for a send). */
-static int find_journal_fd(void) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        int found = -1;
-
-        if (!d)
-                return -1;
-        while ((de = readdir(d))) {
-                int fd = atoi(de->d_name), domain = 0, type = 0;
-                socklen_t len = sizeof domain;
-                struct sockaddr_storage ss;
-                struct stat st;
-
-                if (de->d_name[0] == '.' || fd == dirfd(d))
-                        continue;
-                if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
-                        continue;
-                if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
-                        continue;
-                len = sizeof type;
-                if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM)
-                        continue;
-                len = sizeof ss;
-                if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0 || len > sizeof(sa_family_t))
-                        continue;       /* bound: not libsystemd's */
-                found = fd;
-                break;
-        }
-        closedir(d);
-        return found;
-}
-
 int log_journal_fd(void) {
         return journal_fd;
 }
 
-void log_journal_fork_child(void) {
-        int fd;
-
-        /* Written only when logging to the journal: every page a worker
-         * writes is one more page copied after fork(). */
-        if (log_target != LOG_TARGET_JOURNAL || journal_fd < 0)
-                return;
-        journal_used = false;
-        /* Same descriptor number, so libsystemd keeps using it, but a socket
-         * of our own: its send queue holds only this worker's records. */
-        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return;
-        if (fd != journal_fd) {
-                (void) dup3(fd, journal_fd, O_CLOEXEC);
-                (void) close(fd);
-        }
+uint64_t log_dropped(void) {
+        return dropped;
 }
 
-void log_journal_sync(uint64_t timeout_usec) {
-        uint64_t start = now_usec(CLOCK_MONOTONIC);
-        long wait_ns = 20000;
+/*
+ * journald's native protocol: "KEY=value\n" per field, or, for a value
+ * with a newline in it, "KEY\n", its length as 64-bit little endian, the
+ * value and "\n". One datagram per record, sent without waiting.
+ */
+static bool journal_send(const struct iovec *fields, size_t n) {
+        struct iovec iov[(MAX_FIELDS + 5) * 5];          /* at most five per field */
+        uint64_t lens[MAX_FIELDS + 5];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        const char *path = journal_path();
+        size_t k = 0;
 
-        if (log_target != LOG_TARGET_JOURNAL || journal_fd < 0 || !journal_used)
-                return;
-        for (;;) {
-                int queued = 0;
-
-                /* For a datagram socket: bytes sent and not yet received. */
-                if (ioctl(journal_fd, SIOCOUTQ, &queued) < 0 || queued <= 0)
-                        return;
-                if (now_usec(CLOCK_MONOTONIC) - start >= timeout_usec)
-                        return;
-                struct timespec ts = { .tv_nsec = wait_ns };
-                (void) nanosleep(&ts, NULL);
-                if (wait_ns < 2000000)
-                        wait_ns *= 2;
+        if (strlen(path) >= sizeof sa.sun_path)
+                return false;
+        strcpy(sa.sun_path, path);
+        if (journal_fd < 0) {
+                journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (journal_fd < 0)
+                        return false;
         }
+        for (size_t i = 0; i < n; i++) {
+                const char *f = fields[i].iov_base, *eq = memchr(f, '=', fields[i].iov_len);
+
+                if (!eq)
+                        continue;
+                if (!memchr(eq, '\n', fields[i].iov_len - (size_t) (eq - f))) {
+                        iov[k++] = fields[i];
+                        iov[k++] = (struct iovec) { (char *) "\n", 1 };
+                        continue;
+                }
+                lens[i] = htole64((uint64_t) (fields[i].iov_len - (size_t) (eq - f) - 1));
+                iov[k++] = (struct iovec) { (char *) f, (size_t) (eq - f) };
+                iov[k++] = (struct iovec) { (char *) "\n", 1 };
+                iov[k++] = (struct iovec) { &lens[i], sizeof lens[i] };
+                iov[k++] = (struct iovec) { (char *) eq + 1, fields[i].iov_len - (size_t) (eq - f) - 1 };
+                iov[k++] = (struct iovec) { (char *) "\n", 1 };
+        }
+        struct msghdr mh = {
+                .msg_name = &sa,
+                .msg_namelen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1),
+                .msg_iov = iov,
+                .msg_iovlen = k,
+        };
+        for (;;) {
+                if (sendmsg(journal_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+                        return true;
+                if (errno != EINTR)
+                        break;
+        }
+        dropped++;
+        return false;
 }
 
 static void write_line(int fd, const char *msg) {
@@ -178,7 +169,7 @@ static void write_line(int fd, const char *msg) {
 
 /* msg_field: "MESSAGE=" and the text, in one buffer: no copy for the journal.
  * No printf here: workers log through this right after fork(). */
-static void emit(int priority, const char *mid, const char *const *fields, char *msg_field, int saved_errno) {
+static bool emit(int priority, const char *mid, const char *const *fields, char *msg_field, int saved_errno) {
         const char *msg = msg_field + MESSAGE_PREFIX_LEN;
         char prio_field[16], mid_field[48];
         struct iovec iov[MAX_FIELDS + 5];
@@ -190,12 +181,12 @@ static void emit(int priority, const char *mid, const char *const *fields, char 
 
         if (log_target == LOG_TARGET_NONE) {
                 errno = saved_errno;
-                return;
+                return true;
         }
         if (log_target != LOG_TARGET_JOURNAL) {
                 write_line(STDERR_FILENO, msg);
                 errno = saved_errno;
-                return;
+                return true;
         }
 
         memcpy(msg_field, MESSAGE_PREFIX, MESSAGE_PREFIX_LEN);
@@ -216,12 +207,9 @@ static void emit(int priority, const char *mid, const char *const *fields, char 
 
         /* No fallback to stderr: under --inetd it may be the client's socket,
          * and a detached daemon's stderr is /dev/null anyway. */
-        if (sd_journal_sendv(iov, (int) n) >= 0) {
-                journal_used = true;
-                if (journal_fd < 0)
-                        journal_fd = find_journal_fd();
-        }
+        bool sent = journal_send(iov, n);
         errno = saved_errno;
+        return sent;
 }
 
 void log_record(int priority, bool force, const char *mid, const char *const *fields,
@@ -279,7 +267,7 @@ static void va_format_advance(const char *format, va_list *ap) {
         }
 }
 
-void log_struct_internal(int priority, const char *format, ...) {
+bool log_struct_internal(int priority, const char *format, ...) {
         char msg_field[MESSAGE_PREFIX_LEN + MESSAGE_MAX] = MESSAGE_PREFIX, arena[LOG_STRUCT_FIELDS_MAX];
         const char *fields[MAX_FIELDS + 1];
         int saved_errno = errno;
@@ -289,7 +277,7 @@ void log_struct_internal(int priority, const char *format, ...) {
 
         priority &= ~LOG_FORCE;
         if (!force && priority > log_max_level)
-                return;
+                return true;
 
         va_start(ap, format);
         for (const char *f = format; f; f = va_arg(ap, const char *)) {
@@ -308,8 +296,8 @@ void log_struct_internal(int priority, const char *format, ...) {
 #pragma GCC diagnostic pop
                 va_end(aq);
                 va_format_advance(f, &ap);
-                if (is_message || n < 0 || nf == MAX_FIELDS)
-                        continue;
+                if (is_message || n <= 0 || nf == MAX_FIELDS)
+                        continue;               /* an empty one is no field */
                 if ((size_t) n >= room)
                         n = (int) room - 1;     /* cut off, still NUL-terminated */
                 fields[nf++] = out;
@@ -317,7 +305,7 @@ void log_struct_internal(int priority, const char *format, ...) {
         }
         va_end(ap);
         fields[nf] = NULL;
-        emit(priority, NULL, fields, msg_field, saved_errno);
+        return emit(priority, NULL, fields, msg_field, saved_errno);
 }
 
 void log_record_text(int priority, bool force, const char *mid, const char *const *fields, const char *text) {
@@ -343,4 +331,60 @@ bool log_ratelimit_test(struct log_ratelimit *rl, uint64_t now, uint64_t *ret_su
         rl->suppressed++;
         *ret_suppressed = 0;
         return false;
+}
+
+static const char *const log_connections_names[] = {
+        [LOG_CONNECTIONS_OFF] = "off",
+        [LOG_CONNECTIONS_CLOSE] = "close",
+        [LOG_CONNECTIONS_ALL] = "all",
+        [LOG_CONNECTIONS_ERRORS] = "errors",
+};
+
+const char *log_connections_to_string(enum log_connections mode) {
+        return (size_t) mode < ARRAY_SIZE(log_connections_names) ? log_connections_names[mode] : "unknown";
+}
+
+bool log_conn_record(const struct conn_record *r) {
+        char peer[ADDR_STR_MAX + 8], bytes[64] = "bytes unknown", how[96] = "";
+        char f_bytes[32] = "", f_errno[32] = "", f_signal[32] = "";
+        bool v6 = strchr(r->host, ':') != NULL;
+
+        snprintf(peer, sizeof peer, "%s%s%s:%u", v6 ? "[" : "", r->host, v6 ? "]" : "", r->remote_port);
+        if (r->open)
+                return log_struct(LOG_INFO,
+                                  LOG_MESSAGE_ID(ECHOD_MID_CONN_OPEN),
+                                  "REMOTE_ADDR=%s", r->host,
+                                  "REMOTE_PORT=%u", r->remote_port,
+                                  "LOCAL_PORT=%u", r->local_port,
+                                  "WORKER_PID=%d", r->pid,
+                                  LOG_MESSAGE("connection from %s to port %u opened (worker %d)",
+                                              peer, r->local_port, r->pid));
+
+        /* Fields that are not known are left out, not written as 0. */
+        if (r->bytes_known) {
+                snprintf(bytes, sizeof bytes, "%" PRIu64 " bytes echoed", r->bytes);
+                snprintf(f_bytes, sizeof f_bytes, "BYTES=%" PRIu64, r->bytes);
+        }
+        if (r->error) {
+                snprintf(how, sizeof how, ": %s", strerror(r->error));
+                snprintf(f_errno, sizeof f_errno, "ERRNO=%d", r->error);
+        }
+        if (r->signal) {
+                snprintf(how, sizeof how, " by signal %d (%s)", r->signal, strsignal(r->signal));
+                snprintf(f_signal, sizeof f_signal, "SIGNAL=%d", r->signal);
+        }
+        return log_struct(r->warning ? LOG_WARNING : LOG_INFO,
+                          LOG_MESSAGE_ID(ECHOD_MID_CONN_CLOSE),
+                          "REMOTE_ADDR=%s", r->host,
+                          "REMOTE_PORT=%u", r->remote_port,
+                          "LOCAL_PORT=%u", r->local_port,
+                          "WORKER_PID=%d", r->pid,
+                          "%s", f_bytes,
+                          "DURATION_USEC=%" PRIu64, r->duration_usec,
+                          "CLOSE_REASON=%s", r->reason,
+                          "%s", f_errno,
+                          "%s", f_signal,
+                          LOG_MESSAGE("connection from %s closed: %s%s, %s in %" PRIu64 ".%03" PRIu64 " s",
+                                      peer, r->reason, how, bytes, r->duration_usec / USEC_PER_SEC,
+                                      r->duration_usec % USEC_PER_SEC / USEC_PER_MSEC));
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 #include "log-ids.h"
@@ -53,15 +54,15 @@ void log_record_text(int priority, bool force, const char *mid, const char *cons
  *                "SUPPRESSED=%" PRIu64, n,
  *                LOG_MESSAGE("refused connection from %s", peer));
  * Each argument is a printf format "KEY=..." followed by its values; the
- * MESSAGE= one is the text on stderr. Or LOG_FORCE into the priority to skip
- * the level filter. Fields are cut at LOG_STRUCT_FIELDS_MAX bytes in all.
- * The worker does not use this: it logs through log_record_text(), without printf.
+ * MESSAGE= one is the text on stderr; one that prints nothing adds no field.
+ * Or LOG_FORCE into the priority to skip the level filter. Fields are cut at LOG_STRUCT_FIELDS_MAX bytes in all.
  */
 #define LOG_FORCE 0x100
 #define LOG_STRUCT_FIELDS_MAX 4096
 #define LOG_MESSAGE(...) "MESSAGE=" __VA_ARGS__
 #define LOG_MESSAGE_ID(id) "MESSAGE_ID=" id
-void log_struct_internal(int priority, const char *format, ...);
+/* Returns false when the journal did not take the record. */
+bool log_struct_internal(int priority, const char *format, ...);
 #define log_struct(priority, ...) log_struct_internal((priority), __VA_ARGS__, NULL)
 
 #define log_full(prio, ...) log_record((prio), false, NULL, NULL, __VA_ARGS__)
@@ -82,17 +83,43 @@ void log_struct_internal(int priority, const char *format, ...);
 #define log_warning_errno(r, ...) log_full_errno(LOG_WARNING, r, __VA_ARGS__)
 
 /*
- * journald learns a record's unit (_SYSTEMD_UNIT, what `journalctl -u`
- * matches) from /proc/PID of the sender, and records of a process that is
- * gone by the time journald reads them lose it. Short-lived workers
- * therefore give themselves a journal socket of their own after fork()
- * and, before they exit, wait until journald has taken every record they
- * sent (bounded by timeout_usec).
+ * Records go to journald over a socket of our own, non-blocking, in the
+ * native protocol: a full journal socket costs a record, never a wait.
+ * The socket is $ECHOD_JOURNAL_SOCKET when set (a test hook), else
+ * journald's. A worker keeps the descriptor (-1 before the first record).
  */
-void log_journal_fork_child(void);
-/* libsystemd's journal socket once known (-1 before): a worker keeps it. */
 int log_journal_fd(void);
-void log_journal_sync(uint64_t timeout_usec);
+/* Records that could not be handed to journald (full socket, journald gone). */
+uint64_t log_dropped(void);
+
+/* Which connection records are written (log_connections). */
+enum log_connections {
+        LOG_CONNECTIONS_OFF,
+        LOG_CONNECTIONS_CLOSE,          /* one record per connection, at its end */
+        LOG_CONNECTIONS_ALL,            /* an open record as well */
+        LOG_CONNECTIONS_ERRORS,         /* only the ends that are not normal */
+};
+const char *log_connections_to_string(enum log_connections mode);
+
+/* One connection, as its open or its end record tells it. */
+struct conn_record {
+        const char *host;               /* REMOTE_ADDR */
+        uint16_t remote_port;
+        uint16_t local_port;            /* the listener's */
+        int pid;                        /* the worker */
+        bool open;                      /* the open record, not the end */
+        const char *reason;             /* CLOSE_REASON */
+        bool warning;                   /* logged as a warning, not as info */
+        int error;                      /* ERRNO, 0 = none */
+        int signal;                     /* the worker was killed by it, 0 = not */
+        bool bytes_known;               /* the worker reported them */
+        uint64_t bytes;
+        uint64_t duration_usec;
+};
+
+/* Writes r: the MESSAGE_ID and fields of ECHOD_MID_CONN_OPEN or
+ * ECHOD_MID_CONN_CLOSE. Returns false when the journal did not take it. */
+bool log_conn_record(const struct conn_record *r);
 
 /* At most one record per interval; counts what was held back. */
 struct log_ratelimit {

@@ -32,7 +32,7 @@
 
 #define BACKOFF_USEC (100 * USEC_PER_MSEC)      /* pause after EMFILE or fork failure */
 #define SIGNAL_TAG UINT64_MAX
-#define EXIT_TAG (UINT64_MAX - 1)
+#define EXIT_TAG MASTER_EXIT_TAG
 
 int master_watch_listeners(struct master *m, bool on) {
         if (m->watching == on)
@@ -355,6 +355,8 @@ int master_run(struct config *cfg, const struct master_args *args) {
                 .epoll_fd = -1,
                 .signal_fd = -1,
                 .exit_fd = -1,
+                .report_fd = -1,
+                .report_worker_fd = -1,
                 .ready_fd = args->ready_fd,
                 .start_realtime = now_usec(CLOCK_REALTIME),
         };
@@ -389,6 +391,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
         log_set_error_copy_fd(-1);
 
         r = event_loop(&m);
+        status_flush_summary(&m, now_usec(CLOCK_MONOTONIC), true);
         if (r >= 0) {
                 metrics_write(&m, now_usec(CLOCK_MONOTONIC));
                 log_struct(LOG_NOTICE, LOG_MESSAGE_ID(ECHOD_MID_STOPPED),

@@ -27,6 +27,10 @@ struct master_args {
         int ready_fd;                   /* daemon readiness pipe, or -1 */
 };
 
+/* The loop's epoll tag for what children.c takes: exit signals and the
+ * workers' reports, which end the same way, in children_reap_signalled(). */
+#define MASTER_EXIT_TAG (UINT64_MAX - 1)
+
 struct master {
         struct config *cfg;
         const struct master_args *args;
@@ -47,6 +51,9 @@ struct master {
         sigset_t exit_mask;
         sigset_t worker_poll_mask;      /* a worker's mask while it waits in ppoll() */
         bool have_caps;                 /* workers must drop them */
+        int report_fd;                  /* the master's end of the report socket (SO_PASSCRED) */
+        int report_worker_fd;           /* the workers' end, inherited by each */
+        uint64_t reports_ignored;       /* not from a worker of ours, or claiming another pid */
         uint64_t next_sweep;
         struct source_table sources;
         uint64_t rate_tat;
@@ -55,10 +62,15 @@ struct master {
         uint64_t failed;                /* abnormal worker exits */
         uint64_t closed[_CLOSE_REASON_MAX];     /* ended connections, by close reason */
         uint64_t bytes_echoed;          /* by ended connections (their reports) */
-        uint64_t log_dropped;           /* records not written: budget or journal full */
         uint64_t refused[_REFUSED_MAX];
         struct log_ratelimit refuse_rl[_REFUSED_MAX];
         struct log_ratelimit resource_rl;
+
+        /* The connection record budget (log_rate) and what it held back. */
+        uint64_t log_tat;
+        uint64_t unlogged[_CLOSE_REASON_MAX];           /* connections without a record, by reason */
+        uint64_t unlogged_bytes[_CLOSE_REASON_MAX];
+        uint64_t summary_due;                           /* 0 = nothing to say */
 
         bool status_dirty;
         uint64_t status_sent;

@@ -13,6 +13,7 @@
 #include "echod-config.h"
 #include "fd-util.h"
 #include "master.h"
+#include "log.h"
 #include "metrics.h"
 #include "parse.h"
 
@@ -55,11 +56,10 @@ int metrics_format(const struct master *m, char *buf, size_t size) {
         struct out o = { .buf = buf, .size = size };
 
         out_header(&o, "echod_connections_total", "counter",
-                   "Connections that ended, by close reason (failed: the worker died or exited abnormally).");
+                   "Connections that ended, by close reason (killed, failed: the worker died or exited abnormally).");
         for (int r = 0; r < _CLOSE_REASON_MAX; r++)
                 out_printf(&o, "echod_connections_total{reason=\"%s\"} %" PRIu64 "\n",
                            close_reason_to_string((enum close_reason) r), m->closed[r]);
-        out_printf(&o, "echod_connections_total{reason=\"failed\"} %" PRIu64 "\n", m->failed);
 
         out_header(&o, "echod_connections_active", "gauge", "Connections being served now, one worker each.");
         out_printf(&o, "echod_connections_active %u\n", master_active(m));
@@ -74,8 +74,8 @@ int metrics_format(const struct master *m, char *buf, size_t size) {
                            refusal_label((enum refusal) r), m->refused[r]);
 
         out_header(&o, "echod_log_records_dropped_total", "counter",
-                   "Log records not written: over the record budget or the journal socket full.");
-        out_printf(&o, "echod_log_records_dropped_total %" PRIu64 "\n", m->log_dropped);
+                   "Log records the journal socket did not take (it was full); those held back by log_rate are in the summary records.");
+        out_printf(&o, "echod_log_records_dropped_total %" PRIu64 "\n", log_dropped());
 
         out_header(&o, "echod_workers_failed_total", "counter",
                    "Workers that exited with an unexpected status or were killed by a signal.");

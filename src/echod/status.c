@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* STATUS=, the status record, and the records of refusals (see status.h). */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,9 @@
 #include "fd-util.h"
 #include "notify.h"
 #include "status.h"
+
+/* Connections without a record of their own are summed up this often. */
+#define SUMMARY_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 static void format_refused(const struct master *m, char *buf, size_t size) {
         uint64_t total = 0;
@@ -83,6 +87,8 @@ void status_log(struct master *m) {
                    "REFUSED_ACCESS=%" PRIu64, n[REFUSED_ACCESS],
                    "REFUSED_SOURCES_FULL=%" PRIu64, n[REFUSED_SOURCES],
                    "REFUSED_RESOURCES=%" PRIu64, n[REFUSED_RESOURCES],
+                   "LOG_DROPPED=%" PRIu64, log_dropped(),
+                   "REPORTS_IGNORED=%" PRIu64, m->reports_ignored,
                    LOG_MESSAGE("status: %u active, %" PRIu64 " served, %s, %" PRIu64 " workers failed; top sources: %s",
                                master_active(m), m->served, refused, m->failed, top[0] ? top : "none"));
 }
@@ -116,7 +122,66 @@ static bool summary_due(const struct log_ratelimit *rl, uint64_t now) {
         return rl->suppressed > 0 && now - rl->window_start >= rl->interval_usec;
 }
 
+void status_conn_record(struct master *m, const struct conn_record *r, enum close_reason reason, uint64_t now) {
+        const struct config *c = m->cfg;
+
+        if (c->log_rate > 0 && !gcra_allow(&m->log_tat, now, c->log_rate, c->log_rate_burst))
+                ;               /* over budget */
+        else if (log_conn_record(r))
+                return;
+        /* An open record is not the connection's account: its end is. */
+        if (r->open)
+                return;
+        m->unlogged[reason]++;
+        m->unlogged_bytes[reason] += r->bytes;
+        if (!m->summary_due)
+                m->summary_due = now + SUMMARY_INTERVAL_USEC;
+}
+
+void status_flush_summary(struct master *m, uint64_t now, bool force) {
+        char by_reason[512] = "", fields[_CLOSE_REASON_MAX][48];
+        uint64_t conns = 0, bytes = 0;
+        size_t off = 0;
+
+        if (!m->summary_due || (!force && now < m->summary_due))
+                return;
+        for (int i = 0; i < _CLOSE_REASON_MAX; i++) {
+                fields[i][0] = '\0';
+                if (m->unlogged[i] == 0)
+                        continue;
+                conns += m->unlogged[i];
+                bytes += m->unlogged_bytes[i];
+                /* UNLOGGED_EOF=12, UNLOGGED_IDLE_TIMEOUT=3, ... */
+                int k = snprintf(fields[i], sizeof fields[i], "UNLOGGED_%s=%" PRIu64, close_reason_to_string(i),
+                                 m->unlogged[i]);
+                for (int j = (int) strlen("UNLOGGED_"); j < k && fields[i][j] != '='; j++)
+                        fields[i][j] = fields[i][j] == '-' ? '_' : (char) toupper((unsigned char) fields[i][j]);
+                if (off < sizeof by_reason)
+                        off += (size_t) snprintf(by_reason + off, sizeof by_reason - off, "%s%s %" PRIu64,
+                                                 off ? ", " : "", close_reason_to_string(i), m->unlogged[i]);
+        }
+        _Static_assert(_CLOSE_REASON_MAX == 9, "one field per reason below");
+        if (!log_struct(LOG_NOTICE,
+                        LOG_MESSAGE_ID(ECHOD_MID_CONN_SUMMARY),
+                        "CONNECTIONS=%" PRIu64, conns,
+                        "BYTES=%" PRIu64, bytes,
+                        "LOG_DROPPED=%" PRIu64, log_dropped(),
+                        "%s", fields[0], "%s", fields[1], "%s", fields[2], "%s", fields[3], "%s", fields[4],
+                        "%s", fields[5], "%s", fields[6], "%s", fields[7], "%s", fields[8],
+                        LOG_MESSAGE("%" PRIu64 " connections (%" PRIu64 " bytes echoed) ended without a record of "
+                                    "their own (log_rate, or the journal was full): %s",
+                                    conns, bytes, by_reason))) {
+                /* The journal is still full: say it all next time. */
+                m->summary_due = now + SUMMARY_INTERVAL_USEC;
+                return;
+        }
+        memset(m->unlogged, 0, sizeof m->unlogged);
+        memset(m->unlogged_bytes, 0, sizeof m->unlogged_bytes);
+        m->summary_due = 0;
+}
+
 void status_flush_refusals(struct master *m, uint64_t now) {
+        status_flush_summary(m, now, false);
         for (int i = 0; i < _REFUSED_MAX; i++) {
                 struct log_ratelimit *rl = &m->refuse_rl[i];
                 if (!summary_due(rl, now))
@@ -133,7 +198,7 @@ void status_flush_refusals(struct master *m, uint64_t now) {
 }
 
 uint64_t status_next_flush(const struct master *m) {
-        uint64_t next = USEC_INFINITY;
+        uint64_t next = m->summary_due ? m->summary_due : USEC_INFINITY;
 
         for (int i = 0; i < _REFUSED_MAX; i++) {
                 const struct log_ratelimit *rl = &m->refuse_rl[i];

@@ -18,7 +18,6 @@
 #define ECHO_BUFFER_SIZE (64 * 1024)
 #define PAYLOAD_LOG_BYTES 256
 #define BUSY_CHECK_USEC (100 * USEC_PER_MSEC)
-#define JOURNAL_SYNC_USEC (250 * USEC_PER_MSEC)
 
 volatile sig_atomic_t worker_stop;
 
@@ -33,6 +32,8 @@ static const char *const reason_names[_CLOSE_REASON_MAX] = {
         [CLOSE_RESET] = "reset",
         [CLOSE_ERROR] = "error",
         [CLOSE_SHUTDOWN] = "shutdown",
+        [CLOSE_KILLED] = "killed",
+        [CLOSE_FAILED] = "failed",
 };
 
 /* Exit codes 0 and 10..15; anything else from a worker is abnormal. */
@@ -49,9 +50,37 @@ int close_reason_to_exit_code(enum close_reason r) {
 int close_reason_from_exit_code(int code) {
         if (code == 0)
                 return CLOSE_EOF;
-        if (code >= EXIT_CODE_BASE && code < EXIT_CODE_BASE + _CLOSE_REASON_MAX - 1)
+        if (code >= EXIT_CODE_BASE && code < EXIT_CODE_BASE + _CLOSE_REASON_WORKER_MAX - 1)
                 return code - EXIT_CODE_BASE + 1;
         return -1;
+}
+
+bool close_reason_abnormal(enum close_reason r) {
+        switch (r) {
+        case CLOSE_EOF:
+        case CLOSE_MAX_BYTES:
+        case CLOSE_SHUTDOWN:
+                return false;
+        default:
+                return true;
+        }
+}
+
+bool close_reason_warning(enum close_reason r) {
+        return r == CLOSE_ERROR || r == CLOSE_KILLED || r == CLOSE_FAILED;
+}
+
+bool conn_record_wanted(enum log_connections mode, bool open, enum close_reason r) {
+        switch (mode) {
+        case LOG_CONNECTIONS_ALL:
+                return true;
+        case LOG_CONNECTIONS_CLOSE:
+                return !open;
+        case LOG_CONNECTIONS_ERRORS:
+                return !open && close_reason_abnormal(r);
+        default:
+                return !open && close_reason_warning(r);
+        }
 }
 
 static void log_payload(const char *data, size_t n) {
@@ -231,8 +260,10 @@ void echo_loop(int in_fd, int out_fd, const struct echo_limits *limits,
                         break;
                 } else if (eof) {
                         /* Nothing can be left unread: a plain FIN is clean. */
-                        (void) shutdown(out_fd, SHUT_WR);
                         finish(ret, CLOSE_EOF, 0);
+                        if (limits->on_clean_end)
+                                limits->on_clean_end(ret, limits->userdata);
+                        (void) shutdown(out_fd, SHUT_WR);
                         return;
                 } else if (worker_stop) {
                         /* Everything read has been written back; echo no more. */
@@ -325,99 +356,62 @@ static void worker_setup_signals(sigset_t *ret_poll_mask) {
         sigemptyset(ret_poll_mask);
 }
 
-/* What the open and close records say about a connection; filled only when
- * a record is logged, so that a worker with logging off does no more than
- * it must. Formatted without printf (see strbuf). */
-struct conn_fields {
-        bool ready;
-        char peer_str[ADDR_STR_MAX];
-        uint16_t local_port;            /* 0 = look it up */
-        char f_addr[ADDR_STR_MAX + 16], f_port[32], f_lport[32], f_pid[32];
+/* One datagram, sent once: the master gives the client's slot back when it
+ * takes it (or, without it, when it reaps the worker). */
+static void send_report(int fd, const struct echo_result *res) {
+        struct worker_report rep = {
+                .magic = WORKER_REPORT_MAGIC,
+                .pid = (int32_t) getpid(),
+                .reason = (uint32_t) res->reason,
+                .error = res->error,
+                .bytes = res->bytes,
+        };
+
+        while (send(fd, &rep, sizeof rep, MSG_NOSIGNAL) < 0 && errno == EINTR)
+                ;
+}
+
+struct reporter {
+        int fd;
+        bool sent;
 };
 
-static void field_u64(char *buf, size_t size, const char *key, uint64_t v) {
-        struct strbuf sb;
+/* A clean end is reported before the FIN, so that the master has given
+ * the slot back before the client, seeing the FIN, can connect again. */
+static void report_clean_end(const struct echo_result *res, void *userdata) {
+        struct reporter *rp = userdata;
 
-        strbuf_init(&sb, buf, size);
-        strbuf_add(&sb, key);
-        strbuf_add_u64(&sb, v);
+        send_report(rp->fd, res);
+        rp->sent = true;
 }
 
-static void field_str(char *buf, size_t size, const char *key, const char *v) {
-        struct strbuf sb;
-
-        strbuf_init(&sb, buf, size);
-        strbuf_add(&sb, key);
-        strbuf_add(&sb, v);
-}
-
-static void conn_fields_prepare(struct conn_fields *cf, int fd, const struct sockaddr_any *peer,
-                                const char *peer_host) {
+/* --inetd: no master, so the worker writes its own record. */
+static void log_own_record(const struct config *cfg, int fd, const struct sockaddr_any *peer, const char *host,
+                           bool open, const struct echo_result *res, uint64_t duration) {
         struct sockaddr_any local = { .len = sizeof local.storage };
 
-        if (cf->ready)
+        if (!conn_record_wanted(cfg->log_connections, open, res ? res->reason : CLOSE_EOF))
                 return;
-        if (cf->local_port == 0 && getsockname(fd, &local.sa, &local.len) == 0)
-                cf->local_port = sockaddr_port(&local);
-        sockaddr_format(peer, cf->peer_str, sizeof cf->peer_str);
-        field_str(cf->f_addr, sizeof cf->f_addr, "REMOTE_ADDR=", peer_host);
-        field_u64(cf->f_port, sizeof cf->f_port, "REMOTE_PORT=", sockaddr_port(peer));
-        field_u64(cf->f_lport, sizeof cf->f_lport, "LOCAL_PORT=", cf->local_port);
-        field_u64(cf->f_pid, sizeof cf->f_pid, "WORKER_PID=", (uint64_t) getpid());
-        cf->ready = true;
-}
-
-/* "connection from ADDR to port N opened (worker PID)" */
-static void log_open_record(struct conn_fields *cf) {
-        const char *const fields[] = { cf->f_addr, cf->f_port, cf->f_lport, cf->f_pid, NULL };
-        char msg[ADDR_STR_MAX + 96];
-        struct strbuf sb;
-
-        strbuf_init(&sb, msg, sizeof msg);
-        strbuf_add(&sb, "connection from ");
-        strbuf_add(&sb, cf->peer_str);
-        strbuf_add(&sb, " to port ");
-        strbuf_add_u64(&sb, cf->local_port);
-        strbuf_add(&sb, " opened (worker ");
-        strbuf_add(&sb, cf->f_pid + sizeof "WORKER_PID=" - 1);
-        strbuf_add(&sb, ")");
-        log_record_text(LOG_INFO, false, ECHOD_MID_CONN_OPEN, fields, msg);
-}
-
-/* "connection from ADDR closed: REASON[: ERROR], N bytes echoed in S.mmm s" */
-static void log_close_record(struct conn_fields *cf, const struct echo_result *res, uint64_t duration) {
-        const char *reason = close_reason_to_string(res->reason);
-        char f_bytes[48], f_dur[48], f_reason[48], f_errno[32], msg[ADDR_STR_MAX + 256];
-        const char *const fields[] = { cf->f_addr, cf->f_port, cf->f_lport, cf->f_pid, f_bytes, f_dur, f_reason,
-                                       res->error ? f_errno : NULL, NULL };
-        struct strbuf sb;
-
-        field_u64(f_bytes, sizeof f_bytes, "BYTES=", res->bytes);
-        field_u64(f_dur, sizeof f_dur, "DURATION_USEC=", duration);
-        field_str(f_reason, sizeof f_reason, "CLOSE_REASON=", reason);
-        field_u64(f_errno, sizeof f_errno, "ERRNO=", (uint64_t) res->error);
-
-        strbuf_init(&sb, msg, sizeof msg);
-        strbuf_add(&sb, "connection from ");
-        strbuf_add(&sb, cf->peer_str);
-        strbuf_add(&sb, " closed: ");
-        strbuf_add(&sb, reason);
-        if (res->error) {
-                strbuf_add(&sb, ": ");
-                strbuf_add(&sb, strerror(res->error));
-        }
-        strbuf_add(&sb, ", ");
-        strbuf_add_u64(&sb, res->bytes);
-        strbuf_add(&sb, " bytes echoed in ");
-        strbuf_add_seconds(&sb, duration);
-        strbuf_add(&sb, " s");
-        log_record_text(res->reason == CLOSE_ERROR ? LOG_WARNING : LOG_INFO, false, ECHOD_MID_CONN_CLOSE, fields, msg);
+        if (getsockname(fd, &local.sa, &local.len) < 0)
+                local.len = 0;
+        (void) log_conn_record(&(struct conn_record) {
+                .host = host,
+                .remote_port = sockaddr_port(peer),
+                .local_port = local.len > 0 ? sockaddr_port(&local) : 0,
+                .pid = (int) getpid(),
+                .open = open,
+                .reason = res ? close_reason_to_string(res->reason) : NULL,
+                .warning = res && close_reason_warning(res->reason),
+                .error = res ? res->error : 0,
+                .bytes_known = true,
+                .bytes = res ? res->bytes : 0,
+                .duration_usec = duration,
+        });
 }
 
 int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct worker_args *args) {
         struct sockaddr_any peer = {};
         char peer_host[ADDR_STR_MAX], title[ADDR_STR_MAX + 32];
-        struct conn_fields cf = {};
         struct echo_limits limits = {
                 .idle_usec = cfg->idle_timeout_usec,
                 .session_usec = cfg->session_timeout_usec,
@@ -427,6 +421,7 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct wo
                 .log_payload = cfg->log_payload,
         };
         struct echo_result res;
+        struct reporter rp = { .fd = -1 };
         struct strbuf sb;
         const sigset_t *poll_mask;
         sigset_t own_mask;
@@ -435,7 +430,9 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct wo
         if (args) {
                 poll_mask = args->poll_mask;
                 peer = *args->remote;
-                cf.local_port = args->local_port;
+                rp.fd = args->report_fd;
+                limits.on_clean_end = report_clean_end;
+                limits.userdata = &rp;
         } else {
                 worker_setup_signals(&own_mask);
                 poll_mask = &own_mask;
@@ -453,19 +450,15 @@ int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct wo
         proctitle_set_text(title);
         (void) prctl(PR_SET_NAME, (unsigned long) "echod: worker", 0, 0, 0);
 
-        if (cfg->log_connections) {
-                conn_fields_prepare(&cf, in_fd, &peer, peer_host);
-                log_open_record(&cf);
-        }
+        if (!args)
+                log_own_record(cfg, in_fd, &peer, peer_host, true, NULL, 0);
 
         echo_loop(in_fd, out_fd, &limits, poll_mask, &res);
-        uint64_t duration = now_usec(CLOCK_MONOTONIC) - start;
 
-        if (cfg->log_connections || res.reason == CLOSE_ERROR) {
-                conn_fields_prepare(&cf, in_fd, &peer, peer_host);
-                log_close_record(&cf, &res, duration);
-        }
-        /* Let journald take our records while /proc/PID still names our unit. */
-        log_journal_sync(JOURNAL_SYNC_USEC);
+        if (args) {
+                if (!rp.sent)
+                        send_report(args->report_fd, &res);
+        } else
+                log_own_record(cfg, in_fd, &peer, peer_host, false, &res, now_usec(CLOCK_MONOTONIC) - start);
         return close_reason_to_exit_code(res.reason);
 }

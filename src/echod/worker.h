@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One connection: the echo loop with its limits, and the worker process
- * around it (signals, process title, open and close records, exit code).
+ * around it (signals, process title, its report to the master, exit code).
  */
 #pragma once
 
@@ -13,7 +13,8 @@
 #include "config.h"
 #include "macro.h"
 
-/* Why a connection ended. The worker's exit status carries it to the master. */
+/* Why a connection ended: the worker tells the master in its report (and
+ * its exit status); the last two the master finds when no report came. */
 enum close_reason {
         CLOSE_EOF,              /* client closed; everything was echoed */
         CLOSE_IDLE_TIMEOUT,     /* no progress either way for idle_timeout */
@@ -22,6 +23,9 @@ enum close_reason {
         CLOSE_RESET,            /* client reset the connection */
         CLOSE_ERROR,            /* any other socket error */
         CLOSE_SHUTDOWN,         /* echod is stopping; pending data was flushed */
+        _CLOSE_REASON_WORKER_MAX,
+        CLOSE_KILLED = _CLOSE_REASON_WORKER_MAX,        /* the worker died of a signal */
+        CLOSE_FAILED,           /* the worker exited without a report or with a status not ours */
         _CLOSE_REASON_MAX,
 };
 
@@ -29,10 +33,34 @@ const char *close_reason_to_string(enum close_reason r);
 int close_reason_to_exit_code(enum close_reason r);
 /* -1 when the exit code is not one of ours. */
 int close_reason_from_exit_code(int code);
+/* Resets, errors, dead workers and timeouts: what log_connections = errors keeps. */
+bool close_reason_abnormal(enum close_reason r);
+/* Errors and dead workers: echod's own trouble, recorded as warnings. */
+bool close_reason_warning(enum close_reason r);
+/* Whether a connection gets its open record (open) or the record of its
+ * end r under mode. Ends that are warnings are recorded in every mode.
+ * Pure: which record to write, apart from writing it. */
+bool conn_record_wanted(enum log_connections mode, bool open, enum close_reason r);
+
+/*
+ * A worker's report to the master: one datagram on the report socket, sent
+ * as it ends. The master trusts only what the kernel vouches for: the
+ * sender's pid (SCM_CREDENTIALS) must be a worker of its own and equal pid.
+ */
+struct worker_report {
+        uint32_t magic;
+        int32_t pid;
+        uint32_t reason;                /* enum close_reason */
+        int32_t error;
+        uint64_t bytes;
+};
+#define WORKER_REPORT_MAGIC UINT32_C(0x65636872)       /* "echr" */
 
 /* How long a worker waits for the client's FIN after it sent its own, when
  * it ends the connection itself (see echo_loop()). */
 #define ECHO_LINGER_USEC (2 * USEC_PER_SEC)
+
+struct echo_result;
 
 struct echo_limits {
         uint64_t idle_usec;             /* 0 = none */
@@ -43,6 +71,11 @@ struct echo_limits {
                                          * from when it was seen (the master's
                                          * shutdown_timeout); 0 = not at all */
         bool log_payload;
+        /* Called once when the client's EOF ends the connection, everything
+         * echoed, just before echod's FIN: the client can reconnect only
+         * after it ran. NULL = none. */
+        void (*on_clean_end)(const struct echo_result *res, void *userdata);
+        void *userdata;
 };
 
 struct echo_result {
@@ -76,6 +109,7 @@ void worker_signals_install(void);
 struct worker_args {
         const struct sockaddr_any *remote;      /* the client */
         uint16_t local_port;                    /* the listener's port */
+        int report_fd;                          /* where the worker reports its end */
         const sigset_t *poll_mask;              /* the mask to wait with; the master has
                                                  * installed worker_signals_install()'s
                                                  * handler and blocked SIGTERM/SIGINT */
@@ -84,7 +118,9 @@ struct worker_args {
 /*
  * Runs a whole worker on an accepted connection (or, with inetd, on fds 0
  * and 1) and returns the process exit code. args is NULL under inetd: the
- * addresses are looked up and the signals set up here. The caller has
- * already closed what belongs to the master.
+ * addresses are looked up and the signals set up here, and the worker
+ * writes its connection's record itself; otherwise it reports to the
+ * master and writes none. The caller has already closed what belongs to
+ * the master.
  */
 int worker_main(int in_fd, int out_fd, const struct config *cfg, const struct worker_args *args);

@@ -423,15 +423,104 @@ class StalledClient:
         self.sock.close()
 
 
+def parse_journal_record(data):
+    """{KEY: value} of one datagram in journald's native protocol."""
+    fields, i = {}, 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        line = data[i:nl]
+        if b"=" in line:
+            key, value = line.split(b"=", 1)
+            i = nl + 1
+        else:
+            key = line
+            (n,) = struct.unpack_from("<Q", data, nl + 1)
+            value = data[nl + 9:nl + 9 + n]
+            if data[nl + 9 + n:nl + 10 + n] != b"\n":
+                raise AssertionError("bad binary field %r in %r" % (key, data))
+            i = nl + 10 + n
+        fields[key.decode()] = value.decode(errors="replace")
+    return fields
+
+
+class FakeJournal:
+    """Plays journald: a datagram socket of the test's own that echod sends
+    its records to ($ECHOD_JOURNAL_SOCKET). With reading on, a thread takes
+    every record as it comes (the kernel queues only
+    net.unix.max_dgram_qlen datagrams); off, nothing reads it until
+    start_reading(), as with a journald that is stuck."""
+
+    def __init__(self, directory, reading=True):
+        self.path = os.path.join(directory, "journal")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o777)
+        self.sock.settimeout(0.1)
+        self.records = []
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.thread = None
+        if reading:
+            self.start_reading()
+
+    def start_reading(self):
+        """Empties the queue at once (what was sent before is in the
+        records when this returns), then reads on in a thread."""
+        self.sock.setblocking(False)
+        while True:
+            try:
+                data = self.sock.recv(1 << 20)
+            except BlockingIOError:
+                break
+            with self.lock:
+                self.records.append(parse_journal_record(data))
+        self.sock.settimeout(0.1)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped:
+            try:
+                data = self.sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            rec = parse_journal_record(data)
+            with self.lock:
+                self.records.append(rec)
+
+    def select(self, **match):
+        with self.lock:
+            return [r for r in self.records if all(r.get(k) == v for k, v in match.items())]
+
+    def wait(self, count=1, timeout=TIMEOUT, **match):
+        return wait_until(lambda: (lambda rs: rs if len(rs) >= count else None)(self.select(**match)),
+                          timeout, "%d journal records matching %s (have %d)"
+                          % (count, match, len(self.select(**match))))
+
+    def close(self):
+        self.stopped = True
+        if self.thread:
+            self.thread.join()
+        self.sock.close()
+
+
 class Echod:
     """One echod master started in the foreground with a generated config."""
 
     def __init__(self, config="", port=None, listen=None, args=(), env=None,
-                 wait_ready=True, log_target="stderr", tmpdir=None, prefix=()):
+                 wait_ready=True, log_target="stderr", tmpdir=None, prefix=(), journal=None):
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="echod-test-")
         # Started as root, echod drops to nobody: it must still reach the
         # notify socket and re-read its config on reload.
         os.chmod(self.tmp, 0o755)
+        # journal="reading" or "stuck": records go to a FakeJournal.
+        self.journal = None
+        if journal:
+            self.journal = FakeJournal(self.tmp, reading=journal == "reading")
+            env = dict(env or {}, ECHOD_JOURNAL_SOCKET=self.journal.path)
+            log_target = "journal"
         self.port = port if port is not None else free_port()
         if listen is None:
             listen = ['127.0.0.1:%d' % self.port]
@@ -535,6 +624,11 @@ class Echod:
         return wait_until(lambda: len(self.workers()) == n and not self.zombies(),
                           timeout, "%d workers (have %s)" % (n, self.workers()))
 
+    def wait_until_workers(self, n, timeout=TIMEOUT):
+        """The pids of the n running workers, once there are exactly n."""
+        return wait_until(lambda: (lambda w: w if len(w) == n else None)(self.workers()),
+                          timeout, "%d workers" % n)
+
     def kill(self, sig):
         os.kill(self.pid, sig)
 
@@ -571,6 +665,8 @@ class Echod:
                     pass
             self.notify.close()
             self.log.close()
+            if self.journal:
+                self.journal.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -37,7 +37,7 @@ class BasicTest(EchodTestCase):
             self.fail("no IPv6 on this machine")
         from echodtest import free_port
         port = free_port(socket.AF_INET6, "::1")
-        d = self.echod(port=port, listen=["[::]:%d" % port])
+        d = self.echod("log_connections = all\n", port=port, listen=["[::]:%d" % port])
         self.assertEqual(echo(port, b"six\n", host="::1", family=socket.AF_INET6), b"six\n")
         # "[::]:P" is dual-stack: IPv4 clients are served too, and logged as IPv4.
         self.assertEqual(echo(port, b"four\n"), b"four\n")

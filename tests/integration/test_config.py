@@ -36,8 +36,9 @@ class ConfigTest(EchodTestCase):
         self.assertEqual(r.returncode, 0)
         for line in ['listen = { "[::]:7" }', "backlog = 128", "max_connections = 512",
                      "max_connections_per_source = 32", "idle_timeout = 5m", 'user = ""',
-                     'group = ""', 'log_level = "info"', "log_connections = true",
-                     "log_payload = false", "source_prefix_v4 = 32", "source_prefix_v6 = 64",
+                     'group = ""', 'log_level = "info"', "log_connections = close",
+                     "log_rate = 200", "log_rate_burst = 2000", "log_payload = false",
+                     "source_prefix_v4 = 32", "source_prefix_v6 = 64",
                      "rate_limit = 0", "rate_limit_per_source = 20", "rate_limit_per_source_burst = 40",
                      "session_timeout = 1h", "max_bytes = 0", 'metrics_file = ""', "metrics_interval = 15s",
                      "shutdown_timeout = 10s", "allow = { }", "deny = { }"]:
@@ -113,7 +114,7 @@ class ConfigTest(EchodTestCase):
              (4, "max_connections_per_source: invalid value '0x10'"),
              (5, "idle_timeout: invalid duration '5x'"),
              (6, "log_level: invalid level 'chatty'"),
-             (7, "log_connections: invalid boolean 'maybe'"),
+             (7, "log_connections: invalid value 'maybe': expected close, all, errors or off"),
              (8, "user: no such user 'no-such-user-echod'"),
              (9, "allow: invalid network '300.1.1.1'"),
              (10, "deny: '192.0.2.1/24' has address bits set"),

@@ -116,14 +116,15 @@ class DescriptorsTest(EchodTestCase):
         class Limited(Echod):
             def start(self, wait_ready=True, prefix=()):
                 # stdio, listener, the signalfds of control signals and of
-                # workers' exits, epoll, one connection at a time.
-                return super().start(wait_ready, prefix=[prlimit, "--nofile=8:1024"])
+                # workers' exits, epoll, both ends of the report socket,
+                # one connection at a time.
+                return super().start(wait_ready, prefix=[prlimit, "--nofile=10:1024"])
         d = Limited("max_connections_per_source = 0\n")
         self.addCleanup(d.close)
-        d.wait_log(r"RLIMIT_NOFILE is 8, too low: raise it to at least 17 \(LimitNOFILE=\)")
+        d.wait_log(r"RLIMIT_NOFILE is 10, too low: raise it to at least 17 \(LimitNOFILE=\)")
         with open("/proc/%d/limits" % d.pid) as f:
-            self.assertRegex(f.read(), r"Max open files\s+8\s+1024")
-        # The master holds no connection: it serves with 8 descriptors.
+            self.assertRegex(f.read(), r"Max open files\s+10\s+1024")
+        # The master holds no connection: it serves with 10 descriptors.
         for i in range(20):
             self.assertEqual(echo(d.port, b"tiny %d" % i), b"tiny %d" % i)
         d.wait_workers(0)

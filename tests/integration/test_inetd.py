@@ -39,7 +39,7 @@ class InetdTest(EchodTestCase):
         return d, port
 
     def test_echo_per_connection_process(self):
-        d, port = self.start()
+        d, port = self.start("log_connections = all\n")
         self.assertEqual(echo(port, b"inetd one"), b"inetd one")
         self.assertEqual(echo(port, bytes(range(256)) * 1000), bytes(range(256)) * 1000)
         d.wait_log(r"connection from 127\.0\.0\.1:\d+ to port %d opened" % port)

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -33,6 +34,8 @@ static void setup(struct fixture *f, const char *config) {
         memset(f, 0, sizeof *f);
         log_open(LOG_TARGET_STDERR);
         ck_assert_int_eq(config_load_text("test.conf", config, strlen(config), &f->m.cfg, &errors), 0);
+        f->m.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        ck_assert_int_ge(f->m.epoll_fd, 0);
         ck_assert_int_eq(children_init(&f->m), 0);
         ck_assert_int_eq(sources_init(&f->m.sources, 64, 32, 64), 0);
         f->m.exit_signal = SIGRTMIN;
@@ -51,6 +54,7 @@ static void setup(struct fixture *f, const char *config) {
 
 static void teardown(struct fixture *f) {
         children_done(&f->m);
+        safe_close(f->m.epoll_fd);
         sources_done(&f->m.sources);
         config_free(f->m.cfg);
         safe_close(f->exit_fd);

@@ -122,7 +122,9 @@ static void assert_defaults(const struct config *c) {
         ck_assert_ptr_null(c->user);
         ck_assert_ptr_null(c->group);
         ck_assert_int_eq(c->log_level, LOG_INFO);
-        ck_assert(c->log_connections);
+        ck_assert_int_eq(c->log_connections, LOG_CONNECTIONS_CLOSE);
+        ck_assert_uint_eq(c->log_rate, 200);
+        ck_assert_uint_eq(c->log_rate_burst, 2000);
         ck_assert(!c->log_payload);
         ck_assert_ptr_null(c->metrics_file);
         ck_assert_uint_eq(c->metrics_interval_usec, SEC(15));
@@ -242,6 +244,25 @@ START_TEST(test_accepted_forms)
                 ck_assert_int_eq(c->log_connections, bools[i].b);
                 config_free(c);
         }
+
+        /* The record modes; true and false are old spellings of close and off. */
+        static const struct { const char *v; enum log_connections mode; } modes[] = {
+                { "close", LOG_CONNECTIONS_CLOSE }, { "all", LOG_CONNECTIONS_ALL },
+                { "errors", LOG_CONNECTIONS_ERRORS }, { "off", LOG_CONNECTIONS_OFF },
+                { "\"all\"", LOG_CONNECTIONS_ALL }, { "true", LOG_CONNECTIONS_CLOSE },
+                { "false", LOG_CONNECTIONS_OFF },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+                char text[64];
+                snprintf(text, sizeof text, "log_connections = %s\n", modes[i].v);
+                c = load_ok(text);
+                ck_assert_int_eq(c->log_connections, modes[i].mode);
+                config_free(c);
+        }
+        c = load_ok("log_rate = 0\nlog_rate_burst = 5\n");
+        ck_assert_uint_eq(c->log_rate, 0);
+        ck_assert_uint_eq(c->log_rate_burst, 5);
+        config_free(c);
 
         /* Every level an operator may choose. */
         static const struct { const char *name; int level; } levels[] = {
@@ -371,8 +392,11 @@ START_TEST(test_reject_values)
                 { "allow = { \"10.0.0.0/\" }\n", "t.conf:1: allow: invalid network" },
                 { "allow = { \"example.com\" }\n", "t.conf:1: allow: invalid network 'example.com'" },
                 /* booleans, levels, names */
-                { "log_connections = 1\n", "t.conf:1: log_connections: invalid boolean '1'" },
-                { "log_connections = TRUE\n", "t.conf:1: log_connections: invalid boolean 'TRUE'" },
+                { "log_connections = 1\n", "t.conf:1: log_connections: invalid value '1': expected close, all, errors or off" },
+                { "log_connections = TRUE\n", "t.conf:1: log_connections: invalid value 'TRUE'" },
+                { "log_connections = open\n", "t.conf:1: log_connections: invalid value 'open'" },
+                { "log_rate = -1\n", "t.conf:1: log_rate: invalid value '-1'" },
+                { "log_rate_burst = 0\n", "t.conf:1: log_rate_burst: invalid value '0'" },
                 { "log_payload = maybe\n", "t.conf:1: log_payload: invalid boolean 'maybe'" },
                 { "log_level = \"INFO\"\n", "t.conf:1: log_level: invalid level 'INFO'" },
                 { "log_level = \"crit\"\n", "t.conf:1: log_level: invalid level 'crit'" },
@@ -610,6 +634,7 @@ START_TEST(test_dump_round_trip)
                 "rate_limit_burst", "rate_limit_per_source", "rate_limit_per_source_burst",
                 "idle_timeout", "session_timeout", "shutdown_timeout", "max_bytes", "allow",
                 "deny", "user", "group", "log_level", "log_connections", "log_payload",
+                "log_rate", "log_rate_burst", "metrics_file", "metrics_interval",
         };
         for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
                 char line[64];
@@ -763,7 +788,7 @@ START_TEST(test_shipped_conf)
                 strcat(out, line);
                 strcat(out, "\n");
         }
-        ck_assert_uint_eq(n_keys, 24);
+        ck_assert_uint_eq(n_keys, 26);
         uncommented = load_ok(out);
         assert_config_equal(uncommented, defaults);
 

@@ -847,7 +847,7 @@ START_TEST(test_close_reason_codes)
         bool seen[256] = {};
 
         ck_assert_int_eq(close_reason_to_exit_code(CLOSE_EOF), 0);
-        for (int r = 0; r < _CLOSE_REASON_MAX; r++) {
+        for (int r = 0; r < _CLOSE_REASON_WORKER_MAX; r++) {
                 int code = close_reason_to_exit_code((enum close_reason) r);
                 ck_assert_msg(code == 0 || (code >= 10 && code <= 15), "reason %d -> code %d", r, code);
                 ck_assert_msg(!seen[code], "exit code %d used twice", code);
@@ -866,12 +866,40 @@ START_TEST(test_close_reason_names)
 {
         static const char *const names[_CLOSE_REASON_MAX] = {
                 "eof", "idle-timeout", "session-timeout", "max-bytes", "reset", "error", "shutdown",
+                "killed", "failed",
         };
 
         for (int r = 0; r < _CLOSE_REASON_MAX; r++)
                 ck_assert_str_eq(close_reason_to_string((enum close_reason) r), names[r]);
         ck_assert_str_eq(close_reason_to_string(_CLOSE_REASON_MAX), "unknown");
         ck_assert_str_eq(close_reason_to_string((enum close_reason) 1000), "unknown");
+}
+END_TEST
+
+/* Which record each mode writes: the open record only with all; errors
+ * keeps resets, errors, dead workers and timeouts; warnings always. */
+START_TEST(test_conn_record_wanted)
+{
+        static const bool abnormal[_CLOSE_REASON_MAX] = {
+                [CLOSE_IDLE_TIMEOUT] = true, [CLOSE_SESSION_TIMEOUT] = true, [CLOSE_RESET] = true,
+                [CLOSE_ERROR] = true, [CLOSE_KILLED] = true, [CLOSE_FAILED] = true,
+        };
+        static const bool warning[_CLOSE_REASON_MAX] = {
+                [CLOSE_ERROR] = true, [CLOSE_KILLED] = true, [CLOSE_FAILED] = true,
+        };
+
+        for (int r = 0; r < _CLOSE_REASON_MAX; r++) {
+                ck_assert_int_eq(close_reason_abnormal((enum close_reason) r), abnormal[r]);
+                ck_assert_int_eq(close_reason_warning((enum close_reason) r), warning[r]);
+                ck_assert(conn_record_wanted(LOG_CONNECTIONS_ALL, false, (enum close_reason) r));
+                ck_assert(conn_record_wanted(LOG_CONNECTIONS_CLOSE, false, (enum close_reason) r));
+                ck_assert_int_eq(conn_record_wanted(LOG_CONNECTIONS_ERRORS, false, (enum close_reason) r), abnormal[r]);
+                ck_assert_int_eq(conn_record_wanted(LOG_CONNECTIONS_OFF, false, (enum close_reason) r), warning[r]);
+        }
+        ck_assert(conn_record_wanted(LOG_CONNECTIONS_ALL, true, CLOSE_EOF));
+        ck_assert(!conn_record_wanted(LOG_CONNECTIONS_CLOSE, true, CLOSE_EOF));
+        ck_assert(!conn_record_wanted(LOG_CONNECTIONS_ERRORS, true, CLOSE_EOF));
+        ck_assert(!conn_record_wanted(LOG_CONNECTIONS_OFF, true, CLOSE_EOF));
 }
 END_TEST
 
@@ -947,6 +975,7 @@ static Suite *echo_suite(void) {
         tc = tcase_create("close_reason");
         tcase_add_test(tc, test_close_reason_codes);
         tcase_add_test(tc, test_close_reason_names);
+        tcase_add_test(tc, test_conn_record_wanted);
         suite_add_tcase(s, tc);
 
         {
