@@ -127,7 +127,10 @@ class Metrics(EchodTestCase):
         # And once more at a clean stop.
         os.unlink(path)
         self.assertEqual(e.stop(), 0)
-        self.assertEqual(self.read(path)[("echod_connections_total", '{reason="eof"}')], 6)
+        final = self.read(path)
+        self.assertEqual(final[("echod_connections_total", '{reason="eof"}')], 6)
+        # Five echoes of 10 bytes and the held connection's one, from the workers' reports.
+        self.assertEqual(final[("echod_bytes_echoed_total", "")], 51)
         self.assertFalse(os.path.exists(path + ".tmp"))
 
     def test_replaced_atomically(self):
