@@ -10,8 +10,8 @@
  *
  * Only those libraries, known by name, are left out: anything else loaded
  * (an LD_PRELOAD interposer around fork() or malloc(), say) stays, since a
- * worker may run its code. libsystemd itself stays when workers log to the
- * journal.
+ * worker may run its code. libsystemd goes too: the master writes every
+ * journal record, through log.c's own socket.
  *
  * A library left out is still on the dynamic linker's lists, and a symbol
  * lookup walks the hash tables of every object in the global scope: in a
@@ -42,6 +42,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <link.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -60,6 +61,7 @@
  * capabilities). */
 static const char *const master_only[] = {
         "libconfuse.so.",
+        "libsystemd.so.",
         "libcap.so.",
         "libgcrypt.so.",
         "libgpg-error.so.",
@@ -79,7 +81,6 @@ struct binding {
 };
 
 struct trim {
-        bool keep_libsystemd;
         uintptr_t page;
         size_t objects;
         int error;
@@ -189,7 +190,7 @@ __attribute__((constructor)) static void fork_trim_bind_now(int argc, char **arg
         free(env);
 }
 
-static bool leave_out(const char *name, const struct trim *t) {
+static bool leave_out(const char *name) {
         const char *base;
 
         if (!name || !*name)
@@ -199,14 +200,14 @@ static bool leave_out(const char *name, const struct trim *t) {
         for (size_t i = 0; i < ARRAY_SIZE(master_only); i++)
                 if (has_prefix(base, master_only[i]))
                         return true;
-        return !t->keep_libsystemd && has_prefix(base, "libsystemd.so.");
+        return false;
 }
 
 static int trim_object(struct dl_phdr_info *info, size_t size, void *userdata) {
         struct trim *t = userdata;
 
         (void) size;
-        if (!leave_out(info->dlpi_name, t))
+        if (!leave_out(info->dlpi_name))
                 return 0;
         for (unsigned i = 0; i < info->dlpi_phnum; i++) {
                 const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -230,9 +231,8 @@ static bool all_bound(void) {
         return !b.audit && (env_bind_now || b.all_now);
 }
 
-int fork_trim_libraries(bool workers_use_journal, size_t *ret_objects) {
+int fork_trim_libraries(size_t *ret_objects) {
         struct trim t = {
-                .keep_libsystemd = workers_use_journal,
                 .page = (uintptr_t) sysconf(_SC_PAGESIZE),
         };
 

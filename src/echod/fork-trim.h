@@ -2,7 +2,6 @@
 /* What of the master's address space a forked worker gets (see fork-trim.c). */
 #pragma once
 
-#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -15,4 +14,4 @@
  * Linking this file also makes echod run itself again before main() with
  * LD_BIND_NOW=1 when its libraries would otherwise be bound lazily.
  */
-int fork_trim_libraries(bool workers_use_journal, size_t *ret_objects);
+int fork_trim_libraries(size_t *ret_objects);

@@ -309,7 +309,7 @@ static void trim_libraries(void) {
         int r;
 
         /* Last, once every library the master needs (NSS included) is loaded. */
-        r = fork_trim_libraries(log_get_target() == LOG_TARGET_JOURNAL, &trimmed);
+        r = fork_trim_libraries(&trimmed);
         if (r == -ENOTSUP)
                 log_debug("symbols may still be bound lazily (LD_AUDIT, LD_PROFILE, or no re-exec): workers keep every library");
         else if (r < 0)

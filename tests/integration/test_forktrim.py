@@ -87,7 +87,7 @@ class ForkTrimTest(EchodTestCase):
     def test_worker_resolves_symbols_the_master_never_used(self):
         self.check("stderr")
 
-    def test_with_libsystemd_kept_for_the_journal(self):
+    def test_with_journal_logging(self):
         self.check("journal")
 
     def test_with_ld_bind_now_given(self):
