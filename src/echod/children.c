@@ -114,19 +114,28 @@ unsigned children_take_reports(struct master *m) {
  * instead of SIGCHLD: realtime signals are queued one per exit, never
  * coalesced, and each names its worker, so the master reaps exactly that
  * pid with waitid(P_PID), which is O(1) where waitpid(-1) walks every child.
- * clone3() takes its arguments in a struct, the same on every architecture
- * (clone()'s order differs on s390x and others). No atfork handlers run:
- * the master is single-threaded, so no lock can be held across it. Where
- * clone3() is missing (kernels before 5.3, or filtered with ENOSYS), a plain
- * fork() does: its SIGCHLD goes the same way through children_reap().
+ * clone3() takes its arguments in a struct, the same on every architecture.
+ * Where it is missing (kernels before 5.3) or filtered with ENOSYS (as
+ * systemd's RestrictNamespaces= does, since seccomp cannot look into the
+ * struct), the raw clone() does, with only flags set: every other argument
+ * is zero, so only the architectures that take the stack first (s390,
+ * CONFIG_CLONE_BACKWARDS2) need their own order. Never glibc's fork(): it
+ * runs the atfork handlers that libraries registered (libsystemd's, for its
+ * pid cache) in the child, whose copies of those libraries fork-trim.c left
+ * out. No atfork handler is needed: the master is single-threaded, so no
+ * lock can be held across the fork.
  */
 static pid_t clone_worker(int exit_signal) {
         struct clone_args args = { .exit_signal = (uint64_t) exit_signal };
         long pid = syscall(SYS_clone3, &args, sizeof args);
 
-        if (pid < 0 && (errno == ENOSYS || errno == EPERM))
-                return fork();
-        return (pid_t) pid;
+        if (pid >= 0 || errno != ENOSYS)
+                return (pid_t) pid;
+#if defined(__s390__) || defined(__CRIS__)
+        return (pid_t) syscall(SYS_clone, 0UL, (unsigned long) exit_signal, 0UL, 0UL, 0UL);
+#else
+        return (pid_t) syscall(SYS_clone, (unsigned long) exit_signal, 0UL, 0UL, 0UL, 0UL);
+#endif
 }
 
 static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer,

@@ -2,15 +2,18 @@
 """Socket activation through systemd-socket-activate: echod uses the passed
 socket and binds none of its `listen` addresses."""
 import os
+import shutil
 import socket
+import tempfile
 
-from echodtest import ACTIVATE, EchodTestCase, connect, echo, free_port, main, read_exactly
+from echodtest import ACTIVATE, EchodTestCase, connect, echo, free_port, main, read_exactly, shim
+
 
 class ActivationTest(EchodTestCase):
     def setUp(self):
         self.require_socket_activate()
 
-    def start(self, config=""):
+    def start(self, config="", env=()):
         port = free_port()
         unused = free_port()
         d = self.echod(config, port=unused, wait_ready=False)
@@ -20,6 +23,8 @@ class ActivationTest(EchodTestCase):
         for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if var in os.environ:
                 prefix += ["-E", var]
+        for var in env:
+            prefix += ["-E", var]
         d.start(wait_ready=False, prefix=prefix)
         d.wait_log(r"Listening on 127\.0\.0\.1:%d" % port)
         return d, port, unused
@@ -50,6 +55,27 @@ class ActivationTest(EchodTestCase):
         d.wait_log(r"sockets from systemd kept")
         self.assertEqual(echo(port, b"after reload"), b"after reload")
         c.close()
+
+    def test_workers_without_clone3(self):
+        # systemd's seccomp filter answers clone3() with ENOSYS under
+        # RestrictNamespaces=: workers are then made with clone(), never
+        # with glibc's fork(), whose atfork handlers (libsystemd registers
+        # one once sd_listen_fds() ran) live in libraries workers lack.
+        tmp = tempfile.mkdtemp(prefix="echod-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        d, port, _ = self.start(env=["LD_PRELOAD=" + shim("noclone3", tmp),
+                                     "ASAN_OPTIONS=" + (asan + ":" if asan else "") + "verify_asan_link_order=0"])
+        first = connect(port)
+        first.sendall(b"first")
+        d.wait_notify("READY=1")
+        self.assertEqual(read_exactly(first, 5), b"first")
+        first.close()
+        for i in range(5):
+            self.assertEqual(echo(port, b"clone %d" % i), b"clone %d" % i)
+        d.wait_workers(0)
+        self.assertNotIn("killed by signal", d.read_log())
+        self.assertEqual(d.stop(), 0, d.read_log())
 
 
 if __name__ == "__main__":
