@@ -108,8 +108,8 @@ static int handle_signals(struct master *m) {
                 for (size_t i = 0; i < (size_t) n / sizeof si[0]; i++)
                         switch (si[i].ssi_signo) {
                         case SIGCHLD:
-                                /* A worker made by fork() (no clone3), or another child;
-                                 * stopped and continued workers are not exits. */
+                                /* A worker stopped or continued (not an exit), or
+                                 * a child that is not a worker. */
                                 (void) children_reap(m, (pid_t) si[i].ssi_pid, false);
                                 break;
                         case SIGHUP: hup = true; break;
