@@ -80,8 +80,14 @@ struct binding {
         bool audit;
 };
 
+/* How many objects were loaded before main(): those dlopen()ed later (NSS
+ * modules for the user lookup, and what they need) come after them in the
+ * dynamic linker's list, and only the master ever calls them. */
+static size_t initial_objects;
+
 struct trim {
         uintptr_t page;
+        size_t index;           /* of the object in the dynamic linker's list */
         size_t objects;
         int error;
 };
@@ -151,12 +157,20 @@ static struct binding loaded_binding(void) {
 
 /* Runs before main(), with the arguments and the environment the process
  * was started with (glibc passes them to ELF constructors). */
+static int count_object(struct dl_phdr_info *info, size_t size, void *userdata) {
+        (void) info;
+        (void) size;
+        (*(size_t *) userdata)++;
+        return 0;
+}
+
 __attribute__((constructor)) static void fork_trim_bind_now(int argc, char **argv, char **envp) {
         struct binding b;
         size_t n = 0, k = 0;
 
         if (ECHOD_SANITIZED)
                 return;
+        (void) dl_iterate_phdr(count_object, &initial_objects);
         env_bind_now = env_set(envp, "LD_BIND_NOW");
         env_plt_hooks = env_set(envp, "LD_AUDIT") || env_set(envp, "LD_PROFILE");
         if (env_bind_now || env_plt_hooks)
@@ -207,7 +221,10 @@ static int trim_object(struct dl_phdr_info *info, size_t size, void *userdata) {
         struct trim *t = userdata;
 
         (void) size;
-        if (!leave_out(info->dlpi_name))
+        bool late = initial_objects > 0 && t->index >= initial_objects;
+
+        t->index++;
+        if (!late && !leave_out(info->dlpi_name))
                 return 0;
         for (unsigned i = 0; i < info->dlpi_phnum; i++) {
                 const ElfW(Phdr) *ph = &info->dlpi_phdr[i];

@@ -152,6 +152,11 @@ class BasicTest(EchodTestCase):
             else:
                 self.assertEqual(mine & master_only, set(), "worker %d maps %s" % (worker, mine))
                 self.assertIn("libc", mine)
+                # What the master loaded later (NSS modules for the user
+                # lookup, and their own libraries) is the master's alone.
+                late = (master - mine) - master_only
+                self.assertEqual({l for l in mine if l.startswith("libnss_")}, set(),
+                                 "worker %d maps %s (master %s, only there: %s)" % (worker, mine, master, late))
             # And it still works: echo, close record, exit status.
             c.sendall(b" more")
             c.shutdown(socket.SHUT_WR)
