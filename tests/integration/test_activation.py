@@ -64,7 +64,7 @@ class ActivationTest(EchodTestCase):
         tmp = tempfile.mkdtemp(prefix="echod-test-")
         self.addCleanup(shutil.rmtree, tmp, True)
         asan = os.environ.get("ASAN_OPTIONS", "")
-        d, port, _ = self.start(env=["LD_PRELOAD=" + shim("noclone3", tmp),
+        d, port, _ = self.start(env=["LD_PRELOAD=" + shim("failsyscall", tmp), "FAILSYSCALL=clone3",
                                      "ASAN_OPTIONS=" + (asan + ":" if asan else "") + "verify_asan_link_order=0"])
         first = connect(port)
         first.sendall(b"first")

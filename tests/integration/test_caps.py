@@ -55,9 +55,9 @@ class CapsTest(EchodTestCase):
     def test_failed_drop_closes_unserved(self):
         tmp = tempfile.mkdtemp(prefix="echod-test-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        so = shim("failcaps", tmp)
+        so = shim("failsyscall", tmp)
         asan = os.environ.get("ASAN_OPTIONS", "")
-        d = self.echod_with_caps(env=["LD_PRELOAD=" + so,
+        d = self.echod_with_caps(env=["LD_PRELOAD=" + so, "FAILSYSCALL=capset",
                                       "ASAN_OPTIONS=" + (asan + ":" if asan else "") + "verify_asan_link_order=0"])
         s = connect(d.port)
         s.sendall(b"secret")
