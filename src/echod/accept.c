@@ -23,9 +23,10 @@ static void serve(struct master *m, int fd, const struct sockaddr_any *peer, con
         netaddr_from_sockaddr(&remote, peer, 32, 128);
         /* A worker's report gives its source slot back: one may be waiting
          * from a worker that ended while this batch ran. */
-        if (!admit(m->cfg, &tables, &remote, now, &v) &&
-            !(v.reason == REFUSED_PER_SOURCE && children_take_reports(m) > 0 &&
-              admit(m->cfg, &tables, &remote, now, &v))) {
+        if (!admit(m->cfg, &tables, &remote, now, &v) && v.reason == REFUSED_PER_SOURCE &&
+            children_take_reports(m) > 0)
+                (void) admit(m->cfg, &tables, &remote, now, &v);
+        if (!v.accepted) {
                 safe_close(fd);
                 status_refused(m, peer, l, &v, now);
                 return;
