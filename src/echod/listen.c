@@ -15,6 +15,15 @@ static bool is_any6(const struct sockaddr_any *a) {
         return a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
 }
 
+const char *listener_kind_name(enum listener_kind k) {
+        static const char *const names[_LISTENER_KIND_MAX] = {
+                [LISTENER_TCP] = "tcp",
+                [LISTENER_PROXY] = "proxy",
+                [LISTENER_UDP] = "udp",
+        };
+        return k < _LISTENER_KIND_MAX ? names[k] : "?";
+}
+
 int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog) {
         _cleanup_close_ int fd = -1;
         int one = 1;
@@ -36,6 +45,7 @@ int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned 
                 return -errno;
 
         memset(l, 0, sizeof *l);
+        l->kind = LISTENER_TCP;
         l->addr = *addr;
         sockaddr_format(addr, l->name, sizeof l->name);
         l->fd = TAKE_FD(fd);
@@ -74,6 +84,7 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
                         return r;
                 }
                 l->fd = fd;
+                l->kind = LISTENER_TCP;
                 l->addr.len = sizeof l->addr.storage;
                 if (getsockname(fd, &l->addr.sa, &l->addr.len) < 0)
                         l->addr.len = 0;

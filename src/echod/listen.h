@@ -11,8 +11,20 @@
 #include "addr.h"
 #include "config.h"
 
+/* What a listener serves. The names are the FDNAME=/FileDescriptorName= of
+ * the socket in systemd's fd store and socket units. */
+enum listener_kind {
+        LISTENER_TCP,           /* plain TCP echo */
+        LISTENER_PROXY,         /* TCP echo behind a PROXY protocol header */
+        LISTENER_UDP,           /* UDP echo, served by the UDP worker */
+        _LISTENER_KIND_MAX,
+};
+
+const char *listener_kind_name(enum listener_kind k);
+
 struct listener {
         int fd;
+        enum listener_kind kind;
         struct sockaddr_any addr;       /* what it is bound to */
         char name[ADDR_STR_MAX];        /* for logs */
 };
