@@ -146,6 +146,7 @@ static _noreturn_ void run_worker(struct master *m, int fd, const struct sockadd
         const int keep[] = { fd, m->report_worker_fd, log_journal_fd() };
         int r;
 
+        log_journal_forget();
         (void) close_all_fds_except(keep, ARRAY_SIZE(keep));
         if (m->have_caps) {
                 r = privs_drop_caps();

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -18,6 +19,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "macro.h"
 #include "strbuf.h"
 
 #define MAX_FIELDS 32
@@ -28,6 +30,22 @@ static int log_max_level = LOG_INFO;
 static int log_error_copy_fd = -1;
 static int journal_fd = -1;             /* our journal socket, once opened */
 static uint64_t dropped;                /* records journald did not take */
+
+/*
+ * Records journald could not take at once (its socket's queue holds only
+ * net.unix.max_dgram_qlen datagrams, 10 by default), in order, each one
+ * datagram ready to send. Bounded: past the bound a record is dropped and
+ * counted. The master sends them as the socket becomes writable.
+ */
+#define QUEUE_MAX_RECORDS 4096
+#define QUEUE_MAX_BYTES (8U * 1024 * 1024)
+struct queued {
+        size_t size;
+        char data[];
+};
+static struct queued *queue[QUEUE_MAX_RECORDS];
+static size_t queue_head, queue_len, queue_bytes;
+static bool queueing = true;
 
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg",
@@ -105,21 +123,132 @@ uint64_t log_dropped(void) {
  * with a newline in it, "KEY\n", its length as 64-bit little endian, the
  * value and "\n". One datagram per record, sent without waiting.
  */
+/* A connected socket, so that poll() and epoll can say when journald's
+ * queue has room again. */
+static int journal_connect(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        const char *path = journal_path();
+        int fd;
+
+        if (journal_fd >= 0)
+                return 0;
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa,
+                    (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        journal_fd = fd;
+        return 0;
+}
+
+/* 1 sent, 0 journald's queue is full, -errno gone or failed. */
+static int journal_sendmsg(const struct msghdr *mh) {
+        for (int attempt = 0; attempt < 2; attempt++) {
+                if (journal_connect() < 0)
+                        return -ENOTCONN;
+                for (;;) {
+                        if (sendmsg(journal_fd, mh, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+                                return 1;
+                        if (errno != EINTR)
+                                break;
+                }
+                if (errno == EAGAIN)
+                        return 0;
+                if (errno != ECONNREFUSED && errno != ENOTCONN)
+                        return -errno;
+                /* journald restarted: its socket is a new one. The
+                 * descriptor number changes; the master watches for that. */
+                close(journal_fd);
+                journal_fd = -1;
+        }
+        return -ECONNREFUSED;
+}
+
+static bool queue_push(const struct iovec *iov, size_t k) {
+        struct queued *q;
+        size_t size = 0, off = 0;
+
+        for (size_t i = 0; i < k; i++)
+                size += iov[i].iov_len;
+        if (queue_len == QUEUE_MAX_RECORDS || queue_bytes + size > QUEUE_MAX_BYTES)
+                return false;
+        q = malloc(sizeof *q + size);
+        if (!q)
+                return false;
+        q->size = size;
+        for (size_t i = 0; i < k; i++) {
+                memcpy(q->data + off, iov[i].iov_base, iov[i].iov_len);
+                off += iov[i].iov_len;
+        }
+        queue[(queue_head + queue_len) % QUEUE_MAX_RECORDS] = q;
+        queue_len++;
+        queue_bytes += size;
+        return true;
+}
+
+size_t log_journal_flush(void) {
+        while (queue_len > 0) {
+                struct queued *q = queue[queue_head];
+                struct iovec iov = { q->data, q->size };
+                int r = journal_sendmsg(&(struct msghdr) { .msg_iov = &iov, .msg_iovlen = 1 });
+
+                if (r == 0)
+                        break;
+                if (r < 0)
+                        dropped++;
+                queue[queue_head] = NULL;
+                queue_head = (queue_head + 1) % QUEUE_MAX_RECORDS;
+                queue_len--;
+                queue_bytes -= q->size;
+                free(q);
+        }
+        return queue_len;
+}
+
+size_t log_journal_queued(void) {
+        return queue_len;
+}
+
+void log_journal_drain(uint64_t timeout_usec) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
+
+        while (log_journal_flush() > 0) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+                if (now >= deadline || journal_fd < 0)
+                        break;
+                (void) poll(&(struct pollfd) { .fd = journal_fd, .events = POLLOUT }, 1,
+                            (int) ((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC));
+        }
+        dropped += queue_len;
+        log_journal_forget();
+}
+
+void log_journal_forget(void) {
+        /* A worker's copy of the master's queue is the master's to send. */
+        queue_head = queue_len = queue_bytes = 0;
+        queueing = false;
+}
+
+/*
+ * journald's native protocol: "KEY=value\n" per field, or, for a value
+ * with a newline in it, "KEY\n", its length as 64-bit little endian, the
+ * value and "\n". One datagram per record, sent without waiting; queued
+ * when journald's socket is full.
+ */
 static bool journal_send(const struct iovec *fields, size_t n) {
         struct iovec iov[(MAX_FIELDS + 5) * 5];          /* at most five per field */
         uint64_t lens[MAX_FIELDS + 5];
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        const char *path = journal_path();
         size_t k = 0;
+        int r;
 
-        if (strlen(path) >= sizeof sa.sun_path)
-                return false;
-        strcpy(sa.sun_path, path);
-        if (journal_fd < 0) {
-                journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                if (journal_fd < 0)
-                        return false;
-        }
         for (size_t i = 0; i < n; i++) {
                 const char *f = fields[i].iov_base, *eq = memchr(f, '=', fields[i].iov_len);
 
@@ -137,18 +266,13 @@ static bool journal_send(const struct iovec *fields, size_t n) {
                 iov[k++] = (struct iovec) { (char *) eq + 1, fields[i].iov_len - (size_t) (eq - f) - 1 };
                 iov[k++] = (struct iovec) { (char *) "\n", 1 };
         }
-        struct msghdr mh = {
-                .msg_name = &sa,
-                .msg_namelen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1),
-                .msg_iov = iov,
-                .msg_iovlen = k,
-        };
-        for (;;) {
-                if (sendmsg(journal_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
-                        return true;
-                if (errno != EINTR)
-                        break;
-        }
+        /* Behind queued records a record waits its turn: order is kept. */
+        r = queueing && log_journal_flush() > 0 ? 0 :
+                journal_sendmsg(&(struct msghdr) { .msg_iov = iov, .msg_iovlen = k });
+        if (r > 0)
+                return true;
+        if (r == 0 && queueing && queue_push(iov, k))
+                return true;
         dropped++;
         return false;
 }

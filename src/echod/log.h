@@ -83,12 +83,24 @@ bool log_struct_internal(int priority, const char *format, ...);
 #define log_warning_errno(r, ...) log_full_errno(LOG_WARNING, r, __VA_ARGS__)
 
 /*
- * Records go to journald over a socket of our own, non-blocking, in the
- * native protocol: a full journal socket costs a record, never a wait.
+ * Records go to journald over a socket of our own, connected, non-blocking,
+ * in the native protocol: a full journal socket never makes the master
+ * wait. Records it cannot take at once are queued, bounded (4,096 records,
+ * 8 MiB); only past that bound is a record dropped (and counted).
  * The socket is $ECHOD_JOURNAL_SOCKET when set (a test hook), else
  * journald's. A worker keeps the descriptor (-1 before the first record).
+ * The descriptor changes when journald restarts.
  */
 int log_journal_fd(void);
+/* Sends what is queued while journald takes it; returns how many remain. */
+size_t log_journal_flush(void);
+size_t log_journal_queued(void);
+/* At exit: waits up to timeout_usec for journald to take the queue; what
+ * remains is counted as dropped. */
+void log_journal_drain(uint64_t timeout_usec);
+/* In a worker: the queue it inherited is the master's to send; its own
+ * records are sent or dropped, never queued. */
+void log_journal_forget(void);
 /* Records that could not be handed to journald (full socket, journald gone). */
 uint64_t log_dropped(void);
 

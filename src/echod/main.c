@@ -235,6 +235,8 @@ static int run_inetd(const struct config *cfg) {
          * anything but 0 reads as a failed unit: only socket errors are one
          * (the worker logged it). */
         reason = close_reason_from_exit_code(worker_main(STDIN_FILENO, STDOUT_FILENO, cfg, NULL));
+        /* Its own records, if journald was slow to take them. */
+        log_journal_drain(USEC_PER_SEC);
         return reason == CLOSE_ERROR || reason < 0 ? -EIO : 0;
 }
 

@@ -33,6 +33,9 @@
 #define BACKOFF_USEC (100 * USEC_PER_MSEC)      /* pause after EMFILE or fork failure */
 #define SIGNAL_TAG UINT64_MAX
 #define EXIT_TAG MASTER_EXIT_TAG
+#define JOURNAL_TAG (UINT64_MAX - 2)
+#define JOURNAL_RETRY_MSEC 100          /* in case journald's wake-up is missed */
+#define JOURNAL_DRAIN_USEC (2 * USEC_PER_SEC)   /* at exit, for the records still queued */
 
 int master_watch_listeners(struct master *m, bool on) {
         if (m->watching == on)
@@ -146,6 +149,8 @@ static uint64_t next_deadline(const struct master *m) {
 static int next_timeout_ms(const struct master *m, uint64_t now) {
         uint64_t deadline = next_deadline(m);
 
+        if (log_journal_queued() > 0 && deadline > now + JOURNAL_RETRY_MSEC * USEC_PER_MSEC)
+                return JOURNAL_RETRY_MSEC;
         if (deadline == USEC_INFINITY)
                 return -1;
         if (deadline <= now)
@@ -153,7 +158,26 @@ static int next_timeout_ms(const struct master *m, uint64_t now) {
         return (int) ((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
 }
 
+/* Records journald could not take wait in log.c's queue: the loop sends
+ * them when its socket becomes writable (edge-triggered: a wake-up per
+ * "journald read some"), never blocking an accept. */
+static void watch_journal(struct master *m) {
+        int fd = log_journal_fd();
+
+        if (fd == m->journal_watched)
+                return;
+        /* A closed descriptor has left the epoll set by itself. */
+        if (m->journal_watched >= 0)
+                (void) epoll_ctl(m->epoll_fd, EPOLL_CTL_DEL, m->journal_watched, NULL);
+        m->journal_watched = -1;
+        if (fd >= 0 && epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, fd,
+                                 &(struct epoll_event) { .events = EPOLLOUT | EPOLLET, .data.u64 = JOURNAL_TAG }) == 0)
+                m->journal_watched = fd;
+}
+
 static void run_timers(struct master *m, uint64_t now) {
+        if (log_journal_queued() > 0)
+                (void) log_journal_flush();
         if (m->paused_until && now >= m->paused_until) {
                 m->paused_until = 0;
                 if (!m->stopping)
@@ -181,6 +205,7 @@ static int event_loop(struct master *m) {
                 if (m->stopping && master_active(m) == 0)
                         return 0;
 
+                watch_journal(m);
                 n = epoll_wait(m->epoll_fd, ev, (int) ARRAY_SIZE(ev), next_timeout_ms(m, now_usec(CLOCK_MONOTONIC)));
                 if (n < 0) {
                         if (errno == EINTR)
@@ -357,6 +382,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
                 .exit_fd = -1,
                 .report_fd = -1,
                 .report_worker_fd = -1,
+                .journal_watched = -1,
                 .ready_fd = args->ready_fd,
                 .start_realtime = now_usec(CLOCK_REALTIME),
         };
@@ -398,6 +424,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
                            "SERVED=%" PRIu64, m.served,
                            LOG_MESSAGE("stopped after serving %" PRIu64 " connection%s", m.served, m.served == 1 ? "" : "s"));
         }
+        log_journal_drain(JOURNAL_DRAIN_USEC);
 out:
         if (r < 0)
                 daemon_report(m.ready_fd, 1);

@@ -53,6 +53,7 @@ struct master {
         bool have_caps;                 /* workers must drop them */
         int report_fd;                  /* the master's end of the report socket (SO_PASSCRED) */
         int report_worker_fd;           /* the workers' end, inherited by each */
+        int journal_watched;            /* log.c's journal socket, in the epoll set */
         uint64_t reports_ignored;       /* not from a worker of ours, or claiming another pid */
         uint64_t next_sweep;
         struct source_table sources;

@@ -88,6 +88,7 @@ void status_log(struct master *m) {
                    "REFUSED_SOURCES_FULL=%" PRIu64, n[REFUSED_SOURCES],
                    "REFUSED_RESOURCES=%" PRIu64, n[REFUSED_RESOURCES],
                    "LOG_DROPPED=%" PRIu64, log_dropped(),
+                   "LOG_QUEUED=%zu", log_journal_queued(),
                    "REPORTS_IGNORED=%" PRIu64, m->reports_ignored,
                    LOG_MESSAGE("status: %u active, %" PRIu64 " served, %s, %" PRIu64 " workers failed; top sources: %s",
                                master_active(m), m->served, refused, m->failed, top[0] ? top : "none"));

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for log.c: journald's native protocol on a socket of the
- * test's own ($ECHOD_JOURNAL_SOCKET), and what a full socket costs. */
+ * test's own ($ECHOD_JOURNAL_SOCKET), and what a full socket costs: a
+ * place in the queue, and past its bound a record, counted. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,22 +60,67 @@ START_TEST(test_native_protocol)
 }
 END_TEST
 
-START_TEST(test_full_socket_drops_and_counts)
+/* The number N=... of the next record in the socket, or -1 when none. */
+static int next_record(void) {
+        char buf[8192];
+        const char *f;
+        ssize_t n = recv(journal, buf, sizeof buf - 1, MSG_DONTWAIT);
+
+        if (n <= 0)
+                return -1;
+        buf[n] = 0;
+        f = strstr(buf, "\nN=");
+        ck_assert_ptr_nonnull(f);
+        return atoi(f + 3);
+}
+
+START_TEST(test_full_socket_queues_in_order)
+{
+        uint64_t before = log_dropped();
+        int expect = 0, got;
+
+        /* Nobody reads: the socket fills within net.unix.max_dgram_qlen
+         * datagrams, and the rest wait in the queue, nothing lost. */
+        for (int i = 0; i < 2000; i++)
+                ck_assert(log_struct(LOG_INFO, "N=%d", i, LOG_MESSAGE("record %d", i)));
+        ck_assert_uint_gt(log_journal_queued(), 0);
+        ck_assert_uint_lt(log_journal_queued(), 2000);
+        ck_assert_uint_eq(log_dropped(), before);
+        /* As journald reads, the queue goes out, in order. */
+        while (expect < 2000) {
+                got = next_record();
+                if (got < 0) {
+                        ck_assert_uint_gt(log_journal_queued(), 0);
+                        (void) log_journal_flush();
+                        continue;
+                }
+                ck_assert_int_eq(got, expect);
+                expect++;
+        }
+        ck_assert_uint_eq(log_journal_queued(), 0);
+        ck_assert_uint_eq(log_dropped(), before);
+}
+END_TEST
+
+START_TEST(test_full_queue_drops_and_counts)
 {
         uint64_t before = log_dropped();
         int sent = 0, failed = 0;
 
-        /* Nobody reads: the socket fills within net.unix.max_dgram_qlen
-         * datagrams and every send after that fails at once. */
-        for (int i = 0; i < 2000; i++) {
+        /* Past the queue's bound (4,096 records) a record is dropped, counted. */
+        for (int i = 0; i < 6000; i++) {
                 if (log_struct(LOG_INFO, "N=%d", i, LOG_MESSAGE("record %d", i)))
                         sent++;
                 else
                         failed++;
         }
-        ck_assert_int_gt(sent, 0);
+        ck_assert_int_gt(sent, 4096);
         ck_assert_int_gt(failed, 0);
         ck_assert_uint_eq(log_dropped() - before, (uint64_t) failed);
+        /* At exit, what journald does not take in time counts as dropped too. */
+        log_journal_drain(10000);
+        ck_assert_uint_eq(log_journal_queued(), 0);
+        ck_assert_uint_eq(log_dropped() - before, (uint64_t) failed + 4096);
 }
 END_TEST
 
@@ -94,7 +140,8 @@ static Suite *log_suite(void) {
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_native_protocol);
-        tcase_add_test(tc, test_full_socket_drops_and_counts);
+        tcase_add_test(tc, test_full_socket_queues_in_order);
+        tcase_add_test(tc, test_full_queue_drops_and_counts);
         tcase_add_test(tc, test_journal_gone_drops_and_counts);
         suite_add_tcase(s, tc);
         return s;
