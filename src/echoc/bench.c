@@ -106,6 +106,7 @@ struct bench {
         uint64_t t0, t_end, t_stop;
         uint64_t seq;           /* cycles / requests started */
         uint64_t completed;     /* cycles / requests verified */
+        uint64_t window_completed;      /* rate: of them, by the end of --duration */
         uint64_t bytes;         /* verified echoed bytes while counting */
         bool counting;
         uint64_t established;
@@ -594,7 +595,16 @@ static void bench_stop(struct bench *b, uint64_t now) {
                 }
                 return;
         }
-        /* rate, latency, hold: whatever is in flight at the end is not counted. */
+        /* rate: the connections in flight are finished, not cut: each one the
+         * server accepted is then counted here, as completed or as an error,
+         * so a server's own count can be checked against ours exactly. The
+         * rate is that of the window. */
+        if (b->o->mode == BENCH_RATE) {
+                b->window_completed = b->completed;
+                b->nqueue = 0;
+                return;
+        }
+        /* latency, hold: whatever is in flight at the end is not counted. */
         for (uint32_t i = 0; i < b->nconns; i++)
                 if (b->conns[i].fd >= 0)
                         conn_close(b, &b->conns[i]);
@@ -604,6 +614,7 @@ static void bench_stop(struct bench *b, uint64_t now) {
 static bool bench_done(const struct bench *b) {
         switch (b->o->mode) {
         case BENCH_RATE:
+                return (b->stopping || !may_start_request(b)) && b->active == 0 && b->nqueue == 0;
         case BENCH_LATENCY:
                 return b->stopping || (b->active == 0 && b->nqueue == 0 && !may_start_request(b));
         case BENCH_STREAM:
@@ -686,7 +697,7 @@ static int bench_loop(struct bench *b) {
                                 b->interrupted = true;
                                 if (!b->stopping)
                                         bench_stop(b, now_nsec(CLOCK_MONOTONIC));
-                                else if (b->o->mode == BENCH_STREAM) {
+                                else if (b->o->mode == BENCH_STREAM || b->o->mode == BENCH_RATE) {
                                         /* A second signal: abandon the drain. */
                                         for (uint32_t j = 0; j < b->nconns; j++)
                                                 if (b->conns[j].fd >= 0)
@@ -746,7 +757,8 @@ static void print_result(const struct bench *b) {
                 elapsed = (double) b->window_ns / 1e9;
         if (elapsed <= 0)
                 elapsed = 1e-9;
-        double count_rate = (double) b->completed / elapsed;
+        uint64_t in_window = o->mode == BENCH_RATE && b->stopping ? b->window_completed : b->completed;
+        double count_rate = (double) in_window / elapsed;
         uint64_t sbytes = o->mode == BENCH_STREAM ? (b->window_set ? b->window_bytes : b->bytes) : b->bytes;
         double mbps = (double) sbytes / elapsed / 1e6;
         double hold_s = b->holding ? (double) (b->t_stop - b->t_held) / 1e9 : 0.0;
@@ -765,6 +777,8 @@ static void print_result(const struct bench *b) {
                         printf(",\"%s\":%" PRIu64 ",\"%s\":%.3f,\"bytes\":%" PRIu64,
                                o->mode == BENCH_RATE ? "connections" : "requests", b->completed,
                                o->mode == BENCH_RATE ? "conn_per_s" : "req_per_s", count_rate, b->bytes);
+                        if (o->mode == BENCH_RATE)
+                                printf(",\"finished_after_duration\":%" PRIu64, b->completed - in_window);
                         printf(",\"latency_us\":{\"count\":%zu,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f"
                                ",\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f}",
                                b->lat.n, mean_usec(&b->lat), pct_usec(&b->lat, 50), pct_usec(&b->lat, 90),
@@ -793,7 +807,7 @@ static void print_result(const struct bench *b) {
                 case BENCH_LATENCY:
                         printf("%s %s: %" PRIu64 " %s of %" PRIu64 " B in %.2f s = %.0f %s (concurrency %" PRIu64
                                "); %s us p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f max %.1f; %s\n",
-                               bench_mode_to_string(o->mode), b->target, b->completed,
+                               bench_mode_to_string(o->mode), b->target, in_window,
                                o->mode == BENCH_RATE ? "connections" : "requests", o->size, elapsed, count_rate,
                                o->mode == BENCH_RATE ? "conn/s" : "req/s", o->concurrency,
                                o->mode == BENCH_RATE ? "cycle" : "round trip",
