@@ -113,6 +113,7 @@ static void error_func(cfg_t *cfg, const char *fmt, va_list ap) {
 static cfg_opt_t options[] = {
         OPT_LIST("listen"),
         OPT("backlog"),
+        OPT("reuse_port"),
         OPT("max_connections"),
         OPT("max_connections_per_source"),
         OPT("source_prefix_v4"),
@@ -452,6 +453,7 @@ static int validate(struct validator *v, struct config *cfg) {
                 return r;
 
         get_uint(v, "backlog", 128, 1, 65535, NULL, &cfg->backlog);
+        get_bool(v, "reuse_port", false, &cfg->reuse_port);
         get_uint(v, "max_connections", 512, 0, 1000000, "unlimited", &cfg->max_connections);
         get_uint(v, "max_connections_per_source", 32, 0, 1000000, "unlimited", &cfg->max_connections_per_source);
         get_uint(v, "source_prefix_v4", 32, 0, 32, NULL, &cfg->source_prefix_v4);
@@ -667,6 +669,7 @@ void config_dump(const struct config *c, FILE *f) {
         }
         fprintf(f, " }\n");
         fprintf(f, "backlog = %u\n", c->backlog);
+        fprintf(f, "reuse_port = %s\n", c->reuse_port ? "true" : "false");
         fprintf(f, "max_connections = %u\n", c->max_connections);
         fprintf(f, "max_connections_per_source = %u\n", c->max_connections_per_source);
         fprintf(f, "source_prefix_v4 = %u\n", c->source_prefix_v4);

@@ -32,6 +32,7 @@ struct config {
         struct listen_entry *listen;
         size_t n_listen;
         unsigned backlog;
+        bool reuse_port;                        /* SO_REUSEPORT on the listeners echod binds */
 
         unsigned max_connections;               /* 0 = unlimited */
         unsigned max_connections_per_source;    /* 0 = unlimited */

@@ -24,7 +24,7 @@ const char *listener_kind_name(enum listener_kind k) {
         return k < _LISTENER_KIND_MAX ? names[k] : "?";
 }
 
-int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog) {
+int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog, bool reuse_port) {
         _cleanup_close_ int fd = -1;
         int one = 1;
 
@@ -32,6 +32,8 @@ int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned 
         if (fd < 0)
                 return -errno;
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+                return -errno;
+        if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
                 return -errno;
         if (addr->sa.sa_family == AF_INET6) {
                 /* "[::]:P" serves IPv4 too, whatever net.ipv6.bindv6only says. */
@@ -120,7 +122,7 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
         if (!*ret)
                 return log_error_errno(ENOMEM, "out of memory");
         for (size_t i = 0; i < c->n_listen; i++) {
-                r = listener_open(&(*ret)[i], &c->listen[i].addr, c->backlog);
+                r = listener_open(&(*ret)[i], &c->listen[i].addr, c->backlog, c->reuse_port);
                 if (r < 0)
                         return log_error_errno(r, "cannot listen on %s: %m", c->listen[i].text);
                 *ret_n = i + 1;

@@ -29,9 +29,10 @@ struct listener {
         char name[ADDR_STR_MAX];        /* for logs */
 };
 
-/* Binds and listens on addr ("[::]" is dual-stack); non-blocking, CLOEXEC.
+/* Binds and listens on addr ("[::]" is dual-stack); non-blocking, CLOEXEC;
+ * with reuse_port, SO_REUSEPORT: other sockets of the same user may share it.
  * Returns 0 or -errno. */
-int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog);
+int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog, bool reuse_port);
 
 /* Takes the sockets systemd passed. Returns how many (0 = not socket
  * activated), -EBADMSG when one is not a listening stream socket (*ret_bad_fd

@@ -44,7 +44,7 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                                 (void) listen(ls[i].fd, (int) c->backlog);
                         continue;
                 }
-                r = listener_open(&ls[i], &c->listen[i].addr, c->backlog);
+                r = listener_open(&ls[i], &c->listen[i].addr, c->backlog, c->reuse_port);
                 if (r < 0) {
                         errno = -r;
                         snprintf(err, errsize, "cannot listen on %s: %m", c->listen[i].text);
@@ -109,6 +109,9 @@ void master_reload(struct master *m) {
         children_rekey(m, now);
         if (!same_string(c->user, m->cfg->user) || !same_string(c->group, m->cfg->group))
                 log_warning("user and group changes take effect only when echod is restarted");
+        if (c->reuse_port != m->cfg->reuse_port && !m->socket_activated)
+                log_warning("reuse_port = %s applies to listeners bound from now on; those already open keep "
+                            "theirs until echod is restarted", c->reuse_port ? "true" : "false");
 
         config_free(m->cfg);
         m->cfg = TAKE_PTR(c);
