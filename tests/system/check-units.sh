@@ -13,7 +13,7 @@
 set -euo pipefail
 
 SRCDIR=$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")/../..}" && pwd)
-UNITS=(echod.service echod.socket echod-inetd.socket echod-inetd@.service)
+UNITS=(echod.service echod@.service echod.socket echod-inetd.socket echod-inetd@.service)
 MAX_EXPOSURE=1.5
 failed=0
 
@@ -62,6 +62,7 @@ check_exposure() {   # UNIT DIR MAX LABEL
 check_exposure echod.service plain "$MAX_EXPOSURE" "echod.service"
 check_exposure echod.service sa 1.0 "echod.service with the socket-activation drop-in"
 check_exposure echod-inetd@.service plain 1.0 "echod-inetd@.service"
+check_exposure echod@.service plain "$MAX_EXPOSURE" "echod@.service"
 
 # The catalog: journalctl parses it, and every MESSAGE_ID has an entry.
 mkdir -p "$tmp/root/usr/lib/systemd/catalog" "$tmp/root/var/lib/systemd/catalog"

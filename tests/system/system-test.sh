@@ -480,6 +480,33 @@ ok "the connection opened before the reload still echoes"
 poll 20 "RELOADED record" journal_has echod.service 'MESSAGE_ID=b8c18c6801b343a5b5c9089b6bea1d49'
 ok "the journal records the reload"
 
+# ---------------------------------------------------------------- 3b: instances
+step "step 3b: two instances of echod@.service share one port (reuse_port)"
+P3=$("${CLIENT[@]}" free-port)
+ct 10 mkdir -p /etc/echod
+for i in a b; do
+        ct_sh 10 "printf '%s\n' 'listen = { \"127.0.0.1:$P3\" }' 'reuse_port = true' > /etc/echod/$i.conf"
+done
+ct 60 systemctl start echod@a echod@b || fail "systemctl start echod@a echod@b"
+poll 30 "echod@a and echod@b active" ct 10 systemctl is-active --quiet echod@a echod@b
+uid_a=$(ct_sh 10 "stat -c %u /proc/$(unit_prop echod@a MainPID)")
+uid_b=$(ct_sh 10 "stat -c %u /proc/$(unit_prop echod@b MainPID)")
+[[ $uid_a == "$uid_b" && $uid_a != 0 ]] || fail "the instances run as uids $uid_a and $uid_b: one user, not root, is needed"
+ok "echod@a and echod@b listen on port $P3, both as uid $uid_a"
+instance_records() { ct 20 journalctl --no-pager -o cat -u "echod@$1" "MESSAGE_ID=$CLOSE_ID" | wc -l; }
+# From 10 addresses, within each source's rate burst.
+client --timeout 30 burst 127.0.0.1 "$P3" --count 100 --size 64 --sources 10 || fail "100 connections to port $P3"
+deadline=$((SECONDS + 30))
+until (( $(instance_records a) + $(instance_records b) >= 100 )); do
+        ((SECONDS < deadline)) || fail "the instances recorded $(instance_records a) + $(instance_records b) of 100 connections"
+        sleep 0.5
+done
+(( $(instance_records a) > 0 && $(instance_records b) > 0 )) ||
+        fail "one instance served every connection: a $(instance_records a), b $(instance_records b)"
+ok "100 connections: echod@a served $(instance_records a), echod@b $(instance_records b)"
+ct 60 systemctl stop echod@a echod@b || fail "systemctl stop echod@a echod@b"
+ct 10 rm -rf /etc/echod
+
 # ---------------------------------------------------------------- 4: broken
 
 step "step 4: a broken $CONF: reload fails, echod keeps serving"
@@ -589,7 +616,7 @@ ok "systemctl stop echod leaves no echod process"
 ct 10 systemctl is-active --quiet echod.socket || fail "echod.socket is not active before the purge"
 ct 300 apt-get -q -y purge echod >>"$WORK/apt.log" 2>&1 || { tail -n 20 "$WORK/apt.log" >&2; fail "apt-get purge echod"; }
 ok "apt-get purge echod"
-for f in /lib/systemd/system/echod.service /lib/systemd/system/echod.socket \
+for f in /lib/systemd/system/echod.service /lib/systemd/system/echod@.service /lib/systemd/system/echod.socket \
          /lib/systemd/system/echod-inetd.socket /lib/systemd/system/echod-inetd@.service \
          /usr/lib/systemd/catalog/echod.catalog /usr/sbin/echod "$CONF"; do
         ! ct 10 test -e "$f" || fail "$f is still there after purge"
