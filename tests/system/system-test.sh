@@ -448,6 +448,34 @@ ok "$completed connections: $(( $(count_records $CLOSE_ID) - closes0 )) close re
 ct 10 cp /root/echod.conf.before-load "$CONF"
 ct 60 systemctl reload echod || fail "systemctl reload echod (back to the shipped limits)"
 
+# ---------------------------------------------------------------- 2c: metrics
+step "step 2c: metrics for node-exporter with the drop-in README documents"
+# What the prometheus-node-exporter package leaves: root's directory, 0755.
+PROM_DIR=/var/lib/prometheus/node-exporter
+ct 10 mkdir -p "$PROM_DIR"
+ct 10 chmod 0755 "$PROM_DIR"
+ct 10 cp "$CONF" /root/echod.conf.before-metrics
+ct 10 groupadd --system echod-metrics || fail "groupadd --system echod-metrics"
+ct 10 dpkg-statoverride --update --add root echod-metrics 0775 "$PROM_DIR" || fail "dpkg-statoverride"
+ct 10 mkdir -p /etc/systemd/system/echod.service.d
+ct_sh 10 "printf '%s\n' '[Service]' 'ReadWritePaths=$PROM_DIR' 'SupplementaryGroups=echod-metrics' \
+        > /etc/systemd/system/echod.service.d/metrics.conf"
+ct_sh 10 "echo 'metrics_file = \"$PROM_DIR/echod.prom\"' >> $CONF"
+ct 30 systemctl daemon-reload
+ct 60 systemctl restart echod || fail "systemctl restart echod with the metrics drop-in"
+poll 30 "$PROM_DIR/echod.prom written" ct 10 grep -q '^echod_build_info{version=' "$PROM_DIR/echod.prom"
+echo_ok 127.0.0.1 "$PORT"
+mode=$(ct 10 stat -c %a "$PROM_DIR/echod.prom")
+[[ $mode == 644 ]] || fail "echod.prom has mode $mode: node-exporter (another user) could not read it"
+! ct 10 test -e "$PROM_DIR/echod.prom.tmp" || fail "echod.prom.tmp left behind"
+ok "echod writes $PROM_DIR/echod.prom (mode $mode) under the drop-in:"
+ct 10 grep -E '^echod_(build_info|connections_active|start_time_seconds)' "$PROM_DIR/echod.prom" | sed 's/^/    /'
+ct 10 rm /etc/systemd/system/echod.service.d/metrics.conf
+ct 10 cp /root/echod.conf.before-metrics "$CONF"
+ct 30 systemctl daemon-reload
+ct 60 systemctl restart echod || fail "systemctl restart echod without the metrics drop-in"
+poll 30 "port $PORT answering" client wait-port 127.0.0.1 "$PORT"
+
 # ---------------------------------------------------------------- 3: reload
 
 step "step 3: add a listen port to $CONF and reload"
