@@ -74,6 +74,10 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
 
                 l->fd = fd;
                 l->stored = kind >= 0;
+                /* A socket unit's FileDescriptorName= may say the kind too. */
+                for (int k = 0; kind < 0 && names && k < _LISTENER_KIND_MAX; k++)
+                        if (strcmp(names[i], listener_kind_name((enum listener_kind) k)) == 0)
+                                kind = k;
                 l->kind = kind >= 0 ? (enum listener_kind) kind : LISTENER_TCP;
                 if (l->kind == LISTENER_UDP)
                         r = sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1);
@@ -148,7 +152,7 @@ static int setup_own(struct listener *l, enum listener_kind kind, const struct s
                 /* The configuration's backlog, which may have changed. */
                 if (kind != LISTENER_UDP)
                         (void) listen(l->fd, (int) backlog);
-                log_info("listening on %s (kept by systemd's fd store)", l->name);
+                log_info("listening on %s (kept open across the restart)", l->name);
                 return 0;
         }
         r = listener_open(l, addr, backlog);

@@ -11,6 +11,7 @@
 #include "notify.h"
 #include "fd-util.h"
 
+__attribute__((format(printf, 3, 0)))
 static int notify_vsend(const int *fds, size_t n_fds, const char *format, va_list ap) {
         struct sockaddr_un sun = { .sun_family = AF_UNIX };
         const char *path = getenv("NOTIFY_SOCKET");

@@ -31,7 +31,7 @@ class FdStoreTest(EchodTestCase):
         d.restart()
         self.assertEqual(read_exactly(c, 25), b"queued across the restart")
         c.close()
-        d.wait_log(r"listening on %s \(kept by systemd's fd store\)" % addr.replace(".", r"\."))
+        d.wait_log(r"listening on %s \(kept open across the restart\)" % addr.replace(".", r"\."))
         self.assertNotIn("cannot listen", d.read_log())
         self.assertEqual(d.stored_names(), [name(addr)])
         self.assertEqual(echo(d.port, b"after"), b"after")
