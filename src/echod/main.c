@@ -327,7 +327,7 @@ static int run(const struct options *o) {
         /* Until the daemon is ready, its errors also go to whoever started it. */
         if (detach && log_get_target() == LOG_TARGET_JOURNAL)
                 log_set_error_copy_fd(STDERR_FILENO);
-        if (args.pid_file) {
+        if (args.pid_file && !args.upgrade) {
                 r = prepare_pid_file(args.pid_file, cfg);
                 if (r < 0)
                         return r;

@@ -376,7 +376,9 @@ int master_run(struct config *cfg, const struct master_args *args) {
         r = setup(&m);
         if (r < 0)
                 goto out;
-        if (args->pid_file) {
+        /* After an in-place upgrade it names this pid already, and this
+         * image may lack the rights to write it again. */
+        if (args->pid_file && !args->upgrade) {
                 r = pidfile_write(args->pid_file);
                 if (r < 0) {
                         log_error_errno(r, "cannot write pid file %s: %m", args->pid_file);

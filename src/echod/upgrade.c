@@ -421,6 +421,28 @@ static void exec_env_free(char **env) {
         free(env);
 }
 
+/* Our arguments, then the configuration and pid file as absolute paths
+ * (a detached echod runs in "/"): the last of an option counts. */
+static char **exec_argv(struct master *m) {
+        size_t n = 0, k = 0;
+        char **argv;
+
+        while (saved_argv[n])
+                n++;
+        argv = calloc(n + 5, sizeof *argv);
+        if (!argv)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                argv[k++] = saved_argv[i];
+        argv[k++] = (char *) "--config";
+        argv[k++] = (char *) m->args->config_path;
+        if (m->args->pid_file) {
+                argv[k++] = (char *) "--pid-file";
+                argv[k++] = (char *) m->args->pid_file;
+        }
+        return argv;
+}
+
 /*
  * Puts the listeners at 3, 4, ..., then the memfd and the report socket's
  * ends, without CLOEXEC, and execve()s. Whatever held those numbers is
@@ -431,10 +453,11 @@ static int exec_new_image(struct master *m, const char *exe, int memfd) {
         const int n = (int) m->n_listeners, end = 3 + n + UPGRADE_EXTRA_FDS;
         _cleanup_free_ int *saved = calloc((size_t) (end - 3), sizeof *saved);
         _cleanup_free_ int *src = calloc((size_t) (end - 3), sizeof *src);
+        _cleanup_free_ char **argv = exec_argv(m);
         char **env = NULL;
         int r = 0;
 
-        if (!saved || !src)
+        if (!saved || !src || !argv)
                 return -ENOMEM;
         /* -2: not looked at yet, -1: was free. */
         for (int i = 0; i < end - 3; i++)
@@ -468,7 +491,7 @@ static int exec_new_image(struct master *m, const char *exe, int memfd) {
                         r = -errno;
                         goto restore;
                 }
-        (void) execve(exe, saved_argv, env);
+        (void) execve(exe, argv, env);
         r = -errno;
 
 restore:

@@ -183,6 +183,47 @@ class UpgradeTest(EchodTestCase):
         self.assertEqual(os.readlink("/proc/%d/exe" % d.pid), binary)
         s.round_trip(1000)
 
+    def test_detached_daemon_with_relative_paths(self):
+        # A detached echod runs in "/": the new image must get the
+        # configuration and pid file it started with, not "./echod.conf".
+        import subprocess
+        from echodtest import free_port
+        tmp = tempfile.mkdtemp(prefix="echod-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        port = free_port()
+        with open(os.path.join(tmp, "echod.conf"), "w") as f:
+            f.write('listen = { "127.0.0.1:%d" }\n' % port)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(notify.close)
+        notify.bind(os.path.join(tmp, "notify"))
+        os.chmod(os.path.join(tmp, "notify"), 0o777)
+        notify.settimeout(20)
+        env = dict(os.environ, NOTIFY_SOCKET=os.path.join(tmp, "notify"))
+        r = subprocess.run([ECHOD, "-c", "echod.conf", "-p", "echod.pid", "--log-target", "stderr"],
+                           cwd=tmp, env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(tmp, "echod.pid")) as f:
+            pid = int(f.read())
+        self.addCleanup(lambda: os.path.exists("/proc/%d" % pid) and os.kill(pid, signal.SIGKILL))
+        s = Session(port)
+        s.round_trip(100)
+
+        def recv_until(needle):
+            while True:
+                if needle in notify.recv(4096).decode().split("\n"):
+                    return
+        os.kill(pid, signal.SIGUSR2)
+        recv_until("MAINPID=%d" % pid)
+        recv_until("READY=1")
+        s.round_trip(1000)
+        self.assertEqual(echo(port, b"detached"), b"detached")
+        with open(os.path.join(tmp, "echod.pid")) as f:
+            self.assertEqual(int(f.read()), pid)
+        s.sock.close()
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not os.path.exists("/proc/%d" % pid), what="the daemon to exit")
+
     def test_bad_memfd_makes_the_new_image_exit_with_a_reason(self):
         d = self.echod(env={"ECHOD_UPGRADE_TEST_CORRUPT": "1"})
         d.kill(signal.SIGUSR2)

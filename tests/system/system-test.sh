@@ -424,12 +424,14 @@ step "step 2b: systemctl restart echod refuses no connection"
 nstore=$(unit_prop echod NFileDescriptorStore)
 (( nstore >= 1 )) || fail "echod.service holds $nstore descriptors in its fd store (expected its listener)"
 ok "echod's listener is in systemd's fd store ($nstore descriptor(s), FileDescriptorStoreMax=$(unit_prop echod FileDescriptorStoreMax))"
-# probe START_TIMEOUT STOP_FILE OUT [ARGS]: a connect loop in the background.
+# start_probe STOP_FILE OUT SECONDS [PROBE-ARGS]: a connect loop in the
+# background, at most 20,000 attempts and SECONDS s, until STOP_FILE exists.
 start_probe() {
-        local stop=$1 out=$2
-        shift 2
+        local stop=$1 out=$2 t=$3
+        shift 3
         rm -f "$stop"
-        timeout 180 "${CLIENT[@]}" "$@" probe 127.0.0.1 "$PORT" --count 20000 --stop-file "$stop" >"$out" 2>&1 &
+        timeout $((t + 10)) "${CLIENT[@]}" --timeout "$t" probe 127.0.0.1 "$PORT" --count 20000 \
+                --stop-file "$stop" "$@" >"$out" 2>&1 &
         PROBE_PID=$!
         poll 30 "the probe's first connection" grep -q '^started' "$out"
 }
@@ -440,7 +442,7 @@ stop_probe() {   # stop_probe STOP_FILE OUT WHAT
         ok "$(grep attempts= "$2") $3"
 }
 pid0=$(unit_prop echod MainPID)
-start_probe "$WORK/probe-restart.stop" "$WORK/probe-restart.out" --timeout 10
+start_probe "$WORK/probe-restart.stop" "$WORK/probe-restart.out" 10
 ct 60 systemctl restart echod || fail "systemctl restart echod"
 poll 30 "echod.service active after the restart" ct 10 systemctl is-active --quiet echod
 pid1=$(unit_prop echod MainPID)
@@ -490,7 +492,7 @@ read -r -t 30 session_line <&"$session_out" || fail "the session did not start"
 ok "session open and echoing (${session_line#ready })"
 # A probe every 5 ms: the installation takes longer than a tight loop's
 # 20,000 attempts would last.
-start_probe "$WORK/probe-upgrade.stop" "$WORK/probe-upgrade.out" --timeout 170 --interval 0.005
+start_probe "$WORK/probe-upgrade.stop" "$WORK/probe-upgrade.out" 170 --interval 0.005
 if ! ct 300 apt-get install -y "/srv/$(basename "${debs2[0]}")" >"$WORK/apt2.log" 2>&1; then
         sed 's/^/    /' "$WORK/apt2.log" >&2
         fail "apt-get install of $NEWVER"
