@@ -224,6 +224,29 @@ class UpgradeTest(EchodTestCase):
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not os.path.exists("/proc/%d" % pid), what="the daemon to exit")
 
+    def test_socket_activated_sockets_stay_socket_activated(self):
+        from echodtest import ACTIVATE, free_port
+        self.require_socket_activate()
+        port = free_port()
+        d = self.echod(port=free_port(), wait_ready=False)
+        d.proc.kill()
+        d.proc.wait()
+        prefix = [ACTIVATE, "-l", "127.0.0.1:%d" % port, "-E", "NOTIFY_SOCKET=" + d.notify_path]
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if var in os.environ:
+                prefix += ["-E", var]
+        d.start(wait_ready=False, prefix=prefix)
+        d.wait_log(r"Listening on 127\.0\.0\.1:%d" % port)
+        s = Session(port)
+        s.round_trip(10)
+        d.wait_notify("READY=1")
+        self.upgrade(d)
+        d.wait_log(r"upgraded in place")
+        d.wait_log(r"using socket 127\.0\.0\.1:%d passed by systemd" % port, count=2)
+        d.wait_log(r"socket activated: the 'listen' setting", count=2)
+        s.round_trip(1000)
+        self.assertEqual(echo(port, b"activated"), b"activated")
+
     def test_bad_memfd_makes_the_new_image_exit_with_a_reason(self):
         d = self.echod(env={"ECHOD_UPGRADE_TEST_CORRUPT": "1"})
         d.kill(signal.SIGUSR2)

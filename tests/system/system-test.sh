@@ -509,7 +509,7 @@ ok "the session echoed byte for byte across the upgrade (${session_line#ok })"
 [[ $(ct 10 readlink "/proc/$pid0/exe") == /usr/sbin/echod ]] || fail "pid $pid0 does not run the new /usr/sbin/echod"
 ok "same main pid $pid0, now running the new /usr/sbin/echod"
 [[ $(ct 10 dpkg-query -W -f '${Version}' echod) == "$NEWVER" ]] || fail "installed: $(ct 10 dpkg-query -W -f '${Version}' echod)"
-status=$(ct 20 systemctl status --no-pager -n 20 echod || true)
+status=$(ct 20 systemctl status --no-pager -n 5000 echod || true)
 grep -q "echod $NEWVER started" <<<"$status" || { sed 's/^/    /' <<<"$status" >&2; fail "systemctl status echod shows no start record of $NEWVER"; }
 ok "systemctl status echod shows the start record of $NEWVER:"
 grep -E "upgraded in place|echod $NEWVER started" <<<"$status" | sed 's/^/    /'
