@@ -613,8 +613,10 @@ class Echod:
                     self.fdstore.append((name, fd))
 
     def _stored_already(self, fd):
-        st = os.fstat(fd)
-        return any((lambda o: (o.st_dev, o.st_ino) == (st.st_dev, st.st_ino))(os.fstat(f)) for _, f in self.fdstore)
+        def ident(f):
+            st = os.fstat(f)
+            return st.st_dev, st.st_ino
+        return any(ident(f) == ident(fd) for _, f in self.fdstore)
 
     def stored_names(self):
         self._drain_notify()
