@@ -512,7 +512,7 @@ ok "same main pid $pid0, now running the new /usr/sbin/echod"
 status=$(ct 20 systemctl status --no-pager -n 5000 echod || true)
 grep -q "echod $NEWVER started" <<<"$status" || { sed 's/^/    /' <<<"$status" >&2; fail "systemctl status echod shows no start record of $NEWVER"; }
 ok "systemctl status echod shows the start record of $NEWVER:"
-grep -E "upgraded in place|echod $NEWVER started" <<<"$status" | sed 's/^/    /'
+grep -F -e "upgraded in place" -e "echod $NEWVER started" <<<"$status" | sed 's/^/    /'
 [[ $(ct 10 md5sum "$CONF") == "$conf0" ]] || fail "$CONF changed during the upgrade"
 [[ -z $(ct_sh 10 "ls $CONF.dpkg-* 2>/dev/null; true") ]] || fail "dpkg left $CONF.dpkg-* files"
 ok "$CONF untouched (no .dpkg-* files)"
