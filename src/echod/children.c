@@ -27,10 +27,21 @@
 static int report_socket_open(struct master *m) {
         int sv[2], one = 1, r;
 
-        if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
-                return -errno;
-        m->report_fd = sv[0];
-        m->report_worker_fd = sv[1];
+        if (m->args && m->args->upgrade) {
+                /* Kept across an in-place upgrade (upgrade.h), without CLOEXEC. */
+                m->report_fd = m->args->upgrade->report_fd;
+                m->report_worker_fd = m->args->upgrade->report_worker_fd;
+                r = fd_set_cloexec(m->report_fd, true);
+                if (r >= 0)
+                        r = fd_set_cloexec(m->report_worker_fd, true);
+                if (r < 0)
+                        return r;
+        } else {
+                if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+                        return -errno;
+                m->report_fd = sv[0];
+                m->report_worker_fd = sv[1];
+        }
         if (setsockopt(m->report_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
                 return -errno;
         r = fd_set_nonblock(m->report_fd, true);

@@ -8,6 +8,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "fd-util.h"
+#include "fdstore.h"
 #include "listen.h"
 #include "log.h"
 
@@ -55,10 +56,11 @@ int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned 
 }
 
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd) {
-        struct listener *ls;
-        int n, r;
+        _cleanup_free_ struct listener *ls = NULL;
+        char **names = NULL;
+        int n, r = 0;
 
-        n = sd_listen_fds(1);
+        n = sd_listen_fds_with_names(1, &names);
         if (n <= 0) {
                 *ret = NULL;
                 *ret_n = 0;
@@ -66,33 +68,44 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
         }
         ls = calloc((size_t) n, sizeof *ls);
         if (!ls)
-                return -ENOMEM;
-        for (int i = 0; i < n; i++) {
+                r = -ENOMEM;
+        for (int i = 0; r >= 0 && i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
                 struct listener *l = &ls[i];
+                int kind = names ? fdstore_kind_from_name(names[i]) : -EINVAL;
 
-                r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
-                if (r <= 0) {
-                        free(ls);
-                        *ret_bad_fd = fd;
-                        return r < 0 ? r : -EBADMSG;
-                }
-                r = fd_set_nonblock(fd, true);
+                l->fd = fd;
+                l->stored = kind >= 0;
+                /* A socket unit's FileDescriptorName= may say the kind too. */
+                for (int k = 0; kind < 0 && names && k < _LISTENER_KIND_MAX; k++)
+                        if (strcmp(names[i], listener_kind_name((enum listener_kind) k)) == 0)
+                                kind = k;
+                l->kind = kind >= 0 ? (enum listener_kind) kind : LISTENER_TCP;
+                if (l->kind == LISTENER_UDP)
+                        r = sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1);
+                else
+                        r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
+                if (r == 0)
+                        r = -EBADMSG;
+                if (r >= 0)
+                        r = fd_set_nonblock(fd, true);
                 if (r >= 0)
                         r = fd_set_cloexec(fd, true);
                 if (r < 0) {
-                        free(ls);
                         *ret_bad_fd = fd;
-                        return r;
+                        break;
                 }
-                l->fd = fd;
-                l->kind = LISTENER_TCP;
                 l->addr.len = sizeof l->addr.storage;
                 if (getsockname(fd, &l->addr.sa, &l->addr.len) < 0)
                         l->addr.len = 0;
                 sockaddr_format(&l->addr, l->name, sizeof l->name);
         }
-        *ret = ls;
+        for (int i = 0; names && i < n; i++)
+                free(names[i]);
+        free(names);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(ls);
         *ret_n = (size_t) n;
         return n;
 }
@@ -101,32 +114,109 @@ void listener_close(struct listener *l) {
         l->fd = safe_close(l->fd);
 }
 
+/* The stored listener of this kind and address, taken out of passed. */
+static bool take_stored(struct listener *passed, size_t n_passed, enum listener_kind kind,
+                        const struct sockaddr_any *addr, struct listener *ret) {
+        for (size_t i = 0; i < n_passed; i++)
+                if (passed[i].fd >= 0 && passed[i].stored && passed[i].kind == kind &&
+                    sockaddr_equal(&passed[i].addr, addr)) {
+                        *ret = passed[i];
+                        passed[i].fd = -1;
+                        return true;
+                }
+        return false;
+}
+
+/* The stored listeners nobody took: the configuration no longer has them. */
+static void drop_stored(struct listener *passed, size_t n_passed, const char *why) {
+        for (size_t i = 0; i < n_passed; i++) {
+                if (passed[i].fd < 0 || !passed[i].stored)
+                        continue;
+                log_info("closing %s listener %s kept by systemd: %s", listener_kind_name(passed[i].kind),
+                         passed[i].name, why);
+                (void) fdstore_remove(&passed[i]);
+                listener_close(&passed[i]);
+        }
+}
+
+static void close_passed(struct listener *passed, size_t n_passed) {
+        for (size_t i = 0; i < n_passed; i++)
+                listener_close(&passed[i]);
+}
+
+/* One configured listener: the stored one where systemd kept it, else bound
+ * here and stored. */
+static int setup_own(struct listener *l, enum listener_kind kind, const struct sockaddr_any *addr, const char *text,
+                     unsigned backlog, bool reuse_port, struct listener *passed, size_t n_passed) {
+        int r;
+
+        if (take_stored(passed, n_passed, kind, addr, l)) {
+                /* The configuration's backlog, which may have changed. */
+                if (kind != LISTENER_UDP)
+                        (void) listen(l->fd, (int) backlog);
+                log_info("listening on %s (kept open across the restart)", l->name);
+                return 0;
+        }
+        r = listener_open(l, addr, backlog, reuse_port);
+        if (r < 0)
+                return log_error_errno(r, "cannot listen on %s: %m", text);
+        r = fdstore_add(l);
+        if (r < 0)
+                log_warning_errno(r, "cannot hand listener %s to systemd's fd store (%m): a restart will refuse "
+                                  "connections to it until echod listens again", l->name);
+        log_info("listening on %s", l->name);
+        return 0;
+}
+
 int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n, bool *ret_activated) {
+        _cleanup_free_ struct listener *passed = NULL;
+        size_t n_passed = 0, n_activated = 0;
         int bad_fd = -1, r;
 
         *ret_activated = false;
-        r = listeners_from_systemd(ret, ret_n, &bad_fd);
+        *ret_n = 0;
+        r = listeners_from_systemd(&passed, &n_passed, &bad_fd);
         if (r == -EBADMSG)
-                return log_error_errno(EINVAL, "descriptor %d passed by systemd is not a listening stream socket; refusing to start", bad_fd);
+                return log_error_errno(EINVAL, "descriptor %d passed by systemd is not a listening socket of its kind; refusing to start", bad_fd);
         if (r < 0)
                 return log_error_errno(r, "cannot use the sockets passed by systemd: %m");
-        if (r > 0) {
+        for (size_t i = 0; i < n_passed; i++)
+                n_activated += !passed[i].stored;
+
+        if (n_activated > 0) {
+                *ret = calloc(n_activated, sizeof **ret);
+                if (!*ret) {
+                        close_passed(passed, n_passed);
+                        return log_error_errno(ENOMEM, "out of memory");
+                }
                 *ret_activated = true;
-                for (size_t i = 0; i < *ret_n; i++)
-                        log_info("using socket %s passed by systemd", (*ret)[i].name);
+                for (size_t i = 0; i < n_passed; i++)
+                        if (!passed[i].stored) {
+                                (*ret)[(*ret_n)++] = passed[i];
+                                passed[i].fd = -1;
+                                log_info("using socket %s passed by systemd", passed[i].name);
+                        }
+                drop_stored(passed, n_passed, "socket activated");
                 log_info("socket activated: the 'listen' setting in %s is ignored", c->path);
                 return 0;
         }
 
-        *ret = calloc(c->n_listen, sizeof **ret);
-        if (!*ret)
+        *ret = calloc(c->n_listen ? c->n_listen : 1, sizeof **ret);
+        if (!*ret) {
+                close_passed(passed, n_passed);
                 return log_error_errno(ENOMEM, "out of memory");
-        for (size_t i = 0; i < c->n_listen; i++) {
-                r = listener_open(&(*ret)[i], &c->listen[i].addr, c->backlog, c->reuse_port);
-                if (r < 0)
-                        return log_error_errno(r, "cannot listen on %s: %m", c->listen[i].text);
-                *ret_n = i + 1;
-                log_info("listening on %s", (*ret)[i].name);
         }
+        for (size_t i = 0; i < c->n_listen; i++) {
+                r = setup_own(&(*ret)[i], LISTENER_TCP, &c->listen[i].addr, c->listen[i].text, c->backlog,
+                              c->reuse_port, passed, n_passed);
+                if (r < 0) {
+                        /* Not removed from the store: Restart= may bring
+                         * back an echod that can use them. */
+                        close_passed(passed, n_passed);
+                        return r;
+                }
+                *ret_n = i + 1;
+        }
+        drop_stored(passed, n_passed, "no longer in the configuration");
         return 0;
 }

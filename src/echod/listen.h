@@ -27,6 +27,7 @@ struct listener {
         enum listener_kind kind;
         struct sockaddr_any addr;       /* what it is bound to */
         char name[ADDR_STR_MAX];        /* for logs */
+        bool stored;                    /* echod put it in systemd's fd store (fdstore.h) */
 };
 
 /* Binds and listens on addr ("[::]" is dual-stack); non-blocking, CLOEXEC;
@@ -34,14 +35,18 @@ struct listener {
  * Returns 0 or -errno. */
 int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog, bool reuse_port);
 
-/* Takes the sockets systemd passed. Returns how many (0 = not socket
- * activated), -EBADMSG when one is not a listening stream socket (*ret_bad_fd
- * says which), or -errno. */
+/* Takes the sockets systemd passed: a socket unit's, or echod's own from
+ * the fd store (those have l->stored set and the kind their name says).
+ * Returns how many (0 = none), -EBADMSG when one is not a socket of its
+ * kind (*ret_bad_fd says which), or -errno. */
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd);
 
 void listener_close(struct listener *l);
 
-/* The listeners of c: those systemd passed (*ret_activated, and c's listen
- * is ignored), or c's own, bound here. Logs each, and why it failed: then
- * the ones already opened are in *ret, *ret_n of them, for the caller to close. */
+/* The listeners of c: those a socket unit passed (*ret_activated, and c's
+ * listen is ignored), or c's own: taken back from systemd's fd store where
+ * it kept them, bound here (and stored) where not; a stored one that c no
+ * longer lists is closed and removed from the store. Logs each, and why it
+ * failed: then the ones already opened are in *ret, *ret_n of them, for
+ * the caller to close. */
 int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n, bool *ret_activated);

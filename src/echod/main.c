@@ -20,6 +20,7 @@
 #include "master.h"
 #include "privs.h"
 #include "proctitle.h"
+#include "upgrade.h"
 #include "usage.h"
 #include "worker.h"
 
@@ -179,7 +180,7 @@ static bool protect_client_from_stderr(void) {
  * (systemd's LISTEN_FDS stay), so nothing leaks into workers. */
 static void close_stray_fds(bool inetd) {
         int n = inetd ? 0 : sd_listen_fds(0);
-        unsigned first = 3 + (unsigned) (n > 0 ? n : 0);
+        unsigned first = (unsigned) upgrade_fds_end(3 + (n > 0 ? n : 0));
 
         if (close_range(first, ~0U, 0) < 0)
                 for (int fd = (int) first; fd < 1024; fd++)
@@ -268,7 +269,9 @@ static int run(const struct options *o) {
         };
         enum log_target target = o->log_target;
         bool detach = !o->foreground && !o->inetd, starter;
+        _cleanup_(upgrade_state_done) struct upgrade_state upgrade = { .report_fd = -1, .report_worker_fd = -1 };
         struct strv errors = {};
+        char err[512];
         int r;
 
         if (o->test || o->dump)
@@ -312,15 +315,27 @@ static int run(const struct options *o) {
         if (o->inetd)
                 return run_inetd(cfg);
 
+        /* An in-place upgrade: the previous image's workers and listeners. */
+        r = upgrade_load(&upgrade, err, sizeof err);
+        if (r < 0) {
+                log_struct(LOG_ERR, LOG_MESSAGE_ID(ECHOD_MID_UPGRADE_FAILED),
+                           LOG_MESSAGE("upgrade failed: cannot take over from the previous image: %s; exiting "
+                                       "(systemd's fd store keeps the listeners for the restart)", err));
+                return r;
+        }
+        if (r > 0)
+                args.upgrade = &upgrade;
+
         /* Until the daemon is ready, its errors also go to whoever started it. */
         if (detach && log_get_target() == LOG_TARGET_JOURNAL)
                 log_set_error_copy_fd(STDERR_FILENO);
-        if (args.pid_file) {
+        if (args.pid_file && !args.upgrade) {
                 r = prepare_pid_file(args.pid_file, cfg);
                 if (r < 0)
                         return r;
         }
-        if (detach) {
+        /* An upgraded daemon is detached already: same pid, same pid file. */
+        if (detach && !args.upgrade) {
                 r = daemon_detach(&starter);
                 if (r < 0 && !starter)
                         return log_error_errno(r, "cannot detach: %m");
@@ -342,6 +357,7 @@ int main(int argc, char *argv[]) {
         o.stderr_was_client = protect_client_from_stderr();
         proctitle_init(argc, argv);
         r = parse_argv(argc, argv, &o);
+        upgrade_set_argv(argv);
         if (r == 0)
                 r = run(&o);
         return exit_status(r);

@@ -28,6 +28,7 @@
 #include "proctitle.h"
 #include "reload.h"
 #include "status.h"
+#include "upgrade.h"
 #include "worker.h"
 
 #define BACKOFF_USEC (100 * USEC_PER_MSEC)      /* pause after EMFILE or fork failure */
@@ -96,7 +97,7 @@ static void check_stop_deadline(struct master *m, uint64_t now) {
 /* Returns 1 when the listeners may have changed (reload or stop), 0, or -errno. */
 static int handle_signals(struct master *m) {
         struct signalfd_siginfo si[16];
-        bool hup = false, usr1 = false;
+        bool hup = false, usr1 = false, usr2 = false;
         int term = 0;
 
         for (;;) {
@@ -117,6 +118,7 @@ static int handle_signals(struct master *m) {
                                 break;
                         case SIGHUP: hup = true; break;
                         case SIGUSR1: usr1 = true; break;
+                        case SIGUSR2: usr2 = true; break;
                         case SIGTERM:
                         case SIGINT: term = (int) si[i].ssi_signo; break;
                         }
@@ -125,6 +127,9 @@ static int handle_signals(struct master *m) {
                 status_log(m);
         if (hup && !m->stopping && !term)
                 master_reload(m);
+        /* Returns only when this image runs on. */
+        if (usr2 && !m->stopping && !term)
+                master_upgrade(m);
         if (term)
                 begin_stop(m, term, now_usec(CLOCK_MONOTONIC));
         return (hup || term) ? 1 : 0;
@@ -245,6 +250,7 @@ static int setup_signals(struct master *m) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
         m->exit_signal = SIGRTMIN;
         sigemptyset(&m->exit_mask);
         sigaddset(&m->exit_mask, m->exit_signal);
@@ -297,6 +303,8 @@ static int setup(struct master *m) {
         r = listeners_setup(m->cfg, &m->listeners, &m->n_listeners, &m->socket_activated);
         if (r < 0)
                 return r;
+        if (m->args->upgrade)
+                upgrade_adopt(m, m->args->upgrade);
         r = master_watch_listeners(m, true);
         if (r < 0)
                 return log_error_errno(r, "cannot watch the listeners: %m");
@@ -394,7 +402,9 @@ int master_run(struct config *cfg, const struct master_args *args) {
         r = setup(&m);
         if (r < 0)
                 goto out;
-        if (args->pid_file) {
+        /* After an in-place upgrade it names this pid already, and this
+         * image may lack the rights to write it again. */
+        if (args->pid_file && !args->upgrade) {
                 r = pidfile_write(args->pid_file);
                 if (r < 0) {
                         log_error_errno(r, "cannot write pid file %s: %m", args->pid_file);
@@ -411,6 +421,8 @@ int master_run(struct config *cfg, const struct master_args *args) {
         /* As the user that serves, so that every later write can replace it. */
         metrics_write(&m, now_usec(CLOCK_MONOTONIC));
         status_send(&m, now_usec(CLOCK_MONOTONIC));
+        if (args->upgrade)
+                (void) notify_send("MAINPID=%d", (int) getpid());
         (void) notify_send("READY=1");
         daemon_report(m.ready_fd, 0);
         m.ready_fd = -1;

@@ -18,6 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "sources.h"
+#include "upgrade.h"
 #include "worker.h"
 
 struct master_args {
@@ -25,6 +26,7 @@ struct master_args {
         int log_level_override;         /* -1 = use the config's */
         const char *pid_file;           /* NULL = none */
         int ready_fd;                   /* daemon readiness pipe, or -1 */
+        const struct upgrade_state *upgrade;    /* what the previous image handed over (upgrade.h), or NULL */
 };
 
 /* The loop's epoll tag for what children.c takes: exit signals and the
@@ -87,6 +89,7 @@ struct master {
         uint64_t stop_deadline;
         bool killed;
         int ready_fd;                   /* daemon readiness pipe until reported */
+        uint64_t upgrades_failed;       /* SIGUSR2 that left this image running */
 };
 
 static inline unsigned master_active(const struct master *m) {

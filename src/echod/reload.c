@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "children.h"
+#include "fdstore.h"
 #include "metrics.h"
 #include "notify.h"
 #include "reload.h"
@@ -60,12 +61,17 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
         (void) master_watch_listeners(m, false);
         for (size_t j = 0; j < m->n_listeners; j++)
                 if (!kept[j]) {
+                        (void) fdstore_remove(&m->listeners[j]);
                         listener_close(&m->listeners[j]);
                         removed++;
                 }
         free(m->listeners);
         m->listeners = TAKE_PTR(ls);
         m->n_listeners = c->n_listen;
+        for (size_t i = 0; i < c->n_listen; i++)
+                if (opened[i] && fdstore_add(&m->listeners[i]) < 0)
+                        log_warning("cannot hand listener %s to systemd's fd store: a restart will refuse "
+                                    "connections to it until echod listens again", m->listeners[i].name);
         if (was_watching)
                 (void) master_watch_listeners(m, true);
         *ret_added = added;

@@ -337,8 +337,8 @@ void worker_signals_install(void) {
 }
 
 /* Signals as a worker on its own (--inetd) wants them: SIGTERM/SIGINT set a
- * flag and are only delivered while waiting in ppoll; SIGHUP and SIGUSR1
- * are ignored; SIGPIPE cannot happen (MSG_NOSIGNAL) but is ignored. The
+ * flag and are only delivered while waiting in ppoll; SIGHUP, SIGUSR1 and
+ * SIGUSR2 are ignored; SIGPIPE cannot happen (MSG_NOSIGNAL) but is ignored. The
  * master's workers inherit the equivalent from the master. */
 static void worker_setup_signals(sigset_t *ret_poll_mask) {
         struct sigaction ign = { .sa_handler = SIG_IGN };
@@ -347,6 +347,7 @@ static void worker_setup_signals(sigset_t *ret_poll_mask) {
         worker_signals_install();
         (void) sigaction(SIGHUP, &ign, NULL);
         (void) sigaction(SIGUSR1, &ign, NULL);
+        (void) sigaction(SIGUSR2, &ign, NULL);
         (void) sigaction(SIGPIPE, &ign, NULL);
 
         sigemptyset(&block);

@@ -6,8 +6,10 @@ Readiness is never a sleep: the harness plays the service manager and
 receives echod's sd_notify messages (READY=1, STATUS=...) on its own
 NOTIFY_SOCKET, and log lines are waited for with a deadline.
 """
+import array
 import fcntl
 import os
+import sys
 import re
 import shutil
 import select
@@ -510,7 +512,7 @@ class Echod:
     """One echod master started in the foreground with a generated config."""
 
     def __init__(self, config="", port=None, listen=None, args=(), env=None,
-                 wait_ready=True, log_target="stderr", tmpdir=None, prefix=(), journal=None):
+                 wait_ready=True, log_target="stderr", tmpdir=None, prefix=(), journal=None, fdstore=False):
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="echod-test-")
         # Started as root, echod drops to nobody: it must still reach the
         # notify socket and re-read its config on reload.
@@ -532,6 +534,11 @@ class Echod:
         self.env = env
         self.log_target = log_target
         self.notifications = []
+        # fdstore=True: keeps what echod hands over with FDSTORE=1, as
+        # systemd does with FileDescriptorStoreMax= set; otherwise the
+        # descriptors are closed as they come.
+        self.fdstore = [] if fdstore else None     # [(name, fd)]
+        self.fdstore_lock = threading.Lock()
         self.proc = None
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify_path = os.path.join(self.tmp, "notify")
@@ -550,11 +557,12 @@ class Echod:
         with open(self.config_path, "w") as f:
             f.write(text)
 
-    def start(self, wait_ready=True, prefix=()):
+    def start(self, wait_ready=True, prefix=(), pass_fds=()):
         env = dict(os.environ)
         env["NOTIFY_SOCKET"] = self.notify_path
         env.pop("LISTEN_FDS", None)
         env.pop("LISTEN_PID", None)
+        env.pop("LISTEN_FDNAMES", None)
         if self.env:
             env.update(self.env)
         argv = list(prefix) + [ECHOD, "--foreground", "--config", self.config_path]
@@ -565,7 +573,7 @@ class Echod:
             self.log.close()
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log, env=env)
+                                     stdout=self.log, stderr=self.log, env=env, pass_fds=pass_fds)
         self.pid = self.proc.pid
         if wait_ready:
             self.wait_notify("READY=1")
@@ -576,10 +584,56 @@ class Echod:
         # Also called from keep_draining()'s thread.
         while True:
             try:
-                msg = self.notify.recv(4096).decode()
+                data, anc, _, _ = self.notify.recvmsg(4096, socket.CMSG_SPACE(64 * 4))
             except BlockingIOError:
                 return
+            fds = array.array("i")
+            for level, kind, cdata in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(cdata[:len(cdata) - len(cdata) % fds.itemsize])
+            msg = data.decode()
+            self._fdstore_message(msg.split("\n"), list(fds))
             self.notifications.append(msg)
+
+    def _fdstore_message(self, lines, fds):
+        """What systemd does with FDSTORE=1 and FDSTOREREMOVE=1 (252):
+        a removal takes every descriptor of that name; a descriptor already
+        stored (the same socket) is not stored twice."""
+        fields = dict(l.split("=", 1) for l in lines if "=" in l)
+        name = fields.get("FDNAME", "stored")
+        with self.fdstore_lock:
+            if self.fdstore is not None and fields.get("FDSTOREREMOVE") == "1":
+                for n, fd in [e for e in self.fdstore if e[0] == name]:
+                    os.close(fd)
+                    self.fdstore.remove((n, fd))
+            for fd in fds:
+                if self.fdstore is None or fields.get("FDSTORE") != "1" or self._stored_already(fd):
+                    os.close(fd)
+                else:
+                    self.fdstore.append((name, fd))
+
+    def _stored_already(self, fd):
+        def ident(f):
+            st = os.fstat(f)
+            return st.st_dev, st.st_ino
+        return any(ident(f) == ident(fd) for _, f in self.fdstore)
+
+    def stored_names(self):
+        self._drain_notify()
+        with self.fdstore_lock:
+            return sorted(n for n, _ in self.fdstore)
+
+    def restart(self, extra_fds=(), wait_ready=True):
+        """What `systemctl restart` does with an fd store: stops echod
+        (SIGTERM, waiting for its exit), then starts it again with the
+        stored descriptors as LISTEN_FDS from 3 and their names in
+        LISTEN_FDNAMES, followed by extra_fds [(name, fd)] (a socket
+        unit's)."""
+        self.stop()
+        self._drain_notify()
+        with self.fdstore_lock:
+            passed = list(self.fdstore) + list(extra_fds)
+        self.start(wait_ready=wait_ready, prefix=listen_fds_prefix(passed), pass_fds=[fd for _, fd in passed])
 
     def wait_notify(self, needle, timeout=TIMEOUT, after=0):
         def found():
@@ -664,6 +718,8 @@ class Echod:
                 except ProcessLookupError:
                     pass
             self.notify.close()
+            for _, fd in self.fdstore or ():
+                os.close(fd)
             self.log.close()
             if self.journal:
                 self.journal.close()
@@ -671,6 +727,28 @@ class Echod:
 
 
 ACTIVATE = shutil.which("systemd-socket-activate")
+
+# Moves the descriptors named in argv[1] to 3, 4, ... and execs the rest of
+# argv with LISTEN_PID set to its own pid (exec keeps it), as systemd does.
+_LISTEN_FDS_EXEC = r"""
+import fcntl, os, sys
+fds = [int(x) for x in sys.argv[1].split(",") if x]
+high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1000) for fd in fds]
+for fd in fds:
+    os.close(fd)
+for i, fd in enumerate(high):
+    os.dup2(fd, 3 + i)
+    os.close(fd)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def listen_fds_prefix(passed):
+    """The argv prefix that starts a program with the descriptors of
+    passed [(name, fd)] as LISTEN_FDS (see Echod.restart())."""
+    return [sys.executable, "-c", _LISTEN_FDS_EXEC, ",".join(str(fd) for _, fd in passed), "/usr/bin/env",
+            "LISTEN_FDS=%d" % len(passed), "LISTEN_FDNAMES=" + ":".join(n for n, _ in passed)]
 
 
 class EchodTestCase(unittest.TestCase):

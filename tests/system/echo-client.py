@@ -10,6 +10,13 @@
   burst HOST PORT --count N        N short connections, one after another,
                                    each a round trip of --size bytes
                                    (--sources K: from 127.0.0.1..K in turn)
+  probe HOST PORT --stop-file F    connect (and close) in a tight loop
+                                   (--count attempts at most, --timeout s)
+                                   until F exists; print the counts, exit 1
+                                   if any was refused or failed
+  session HOST PORT                one connection that echoes round trips of
+                                   --size bytes, byte for byte, until a line
+                                   on stdin; print "ready" first, then "ok"
   wait-port HOST PORT              poll until a connection succeeds
   refused HOST PORT                expect the connection to be refused
   port-free PORT                   is PORT free on every address (v4 and v6)?
@@ -95,6 +102,54 @@ def cmd_hold(a):
     print("ok", flush=True)
 
 
+def cmd_probe(a):
+    # Only whether the kernel accepts the connection: a refusal is
+    # ECONNREFUSED (nothing listens). Closed at once, so that echod's own
+    # limits (the per-source rate) are not what is measured.
+    deadline = time.monotonic() + a.timeout
+    attempts = refused = failed = 0
+    first_error = None
+    while attempts < a.count and time.monotonic() < deadline and not os.path.exists(a.stop_file):
+        attempts += 1
+        try:
+            connect(a.host, a.port, max(0.5, deadline - time.monotonic())).close()
+            if attempts == 1:
+                print("started", flush=True)
+        except ConnectionRefusedError as e:
+            refused += 1
+            first_error = first_error or e
+        except OSError as e:
+            failed += 1
+            first_error = first_error or e
+        if a.interval:
+            time.sleep(a.interval)
+    print(f"attempts={attempts} refused={refused} failed={failed} stopped={int(os.path.exists(a.stop_file))}",
+          flush=True)
+    if refused or failed:
+        raise RuntimeError(f"{refused} refused, {failed} failed of {attempts} (first: {first_error!r})")
+
+
+def cmd_session(a):
+    s = connect(a.host, a.port, a.timeout)
+    roundtrip(s, a.size, a.timeout)
+    print(f"ready local_port={s.getsockname()[1]}", flush=True)
+    rounds, total = 1, a.size
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if select.select([sys.stdin], [], [], 0)[0]:
+            sys.stdin.readline()
+            break
+        roundtrip(s, a.size, a.timeout)
+        rounds += 1
+        total += a.size
+        time.sleep(0.01)
+    else:
+        raise TimeoutError("no stop line on stdin within 600 s")
+    roundtrip(s, a.size, a.timeout)
+    s.close()
+    print(f"ok rounds={rounds + 1} bytes={total + a.size}", flush=True)
+
+
 def cmd_wait_port(a):
     deadline = time.monotonic() + a.timeout
     last = None
@@ -155,13 +210,15 @@ def main():
     p = argparse.ArgumentParser(description="echo client for echod's system test")
     p.add_argument("--timeout", type=float, default=10.0)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("roundtrip", "hold", "wait-port", "refused", "burst"):
+    for name in ("roundtrip", "hold", "wait-port", "refused", "burst", "probe", "session"):
         c = sub.add_parser(name)
         c.add_argument("host")
         c.add_argument("port", type=int)
         c.add_argument("--size", type=int, default=65536)
         c.add_argument("--count", type=int, default=1)
         c.add_argument("--sources", type=int, default=1)
+        c.add_argument("--stop-file", default="/nonexistent")
+        c.add_argument("--interval", type=float, default=0.0)
     sub.add_parser("port-free").add_argument("port", type=int)
     sub.add_parser("free-port")
     a = p.parse_args()

@@ -3,8 +3,10 @@
 #
 # System test: builds the Debian package, boots a minimal Debian 12 with a
 # real systemd in a container, and does what an operator does there:
-# install with apt, echo through port 7, read the journal, reload good and
-# broken configurations, switch to socket activation, stop, purge.
+# install with apt, echo through port 7, read the journal, restart without
+# refusing a connection, upgrade to a newer package while a session echoes,
+# run the package's autopkgtest, reload good and broken configurations,
+# switch to socket activation, stop, purge.
 #
 # Usage: system-test.sh [SOURCE_DIR]
 # Environment:
@@ -475,6 +477,116 @@ ct 10 cp /root/echod.conf.before-metrics "$CONF"
 ct 30 systemctl daemon-reload
 ct 60 systemctl restart echod || fail "systemctl restart echod without the metrics drop-in"
 poll 30 "port $PORT answering" client wait-port 127.0.0.1 "$PORT"
+# ---------------------------------------------------------------- 2d: restart
+
+step "step 2d: systemctl restart echod refuses no connection"
+nstore=$(unit_prop echod NFileDescriptorStore)
+(( nstore >= 1 )) || fail "echod.service holds $nstore descriptors in its fd store (expected its listener)"
+ok "echod's listener is in systemd's fd store ($nstore descriptor(s), FileDescriptorStoreMax=$(unit_prop echod FileDescriptorStoreMax))"
+# start_probe STOP_FILE OUT SECONDS [PROBE-ARGS]: a connect loop in the
+# background, at most 20,000 attempts and SECONDS s, until STOP_FILE exists.
+start_probe() {
+        local stop=$1 out=$2 t=$3
+        shift 3
+        rm -f "$stop"
+        timeout $((t + 10)) "${CLIENT[@]}" --timeout "$t" probe 127.0.0.1 "$PORT" --count 20000 \
+                --stop-file "$stop" "$@" >"$out" 2>&1 &
+        PROBE_PID=$!
+        poll 30 "the probe's first connection" grep -q '^started' "$out"
+}
+stop_probe() {   # stop_probe STOP_FILE OUT WHAT
+        touch "$1"
+        wait "$PROBE_PID" || { sed 's/^/    /' "$2" >&2; fail "connections were refused or failed $3"; }
+        grep -q 'stopped=1' "$2" || fail "the probe ran out of attempts or time before $3 ended: $(grep attempts= "$2")"
+        ok "$(grep attempts= "$2") $3"
+}
+pid0=$(unit_prop echod MainPID)
+start_probe "$WORK/probe-restart.stop" "$WORK/probe-restart.out" 10
+ct 60 systemctl restart echod || fail "systemctl restart echod"
+poll 30 "echod.service active after the restart" ct 10 systemctl is-active --quiet echod
+pid1=$(unit_prop echod MainPID)
+[[ $pid1 != "$pid0" ]] || fail "systemctl restart echod did not restart it (main pid still $pid0)"
+stop_probe "$WORK/probe-restart.stop" "$WORK/probe-restart.out" "across systemctl restart echod (pid $pid0 -> $pid1)"
+journal_has echod.service 'kept open across the restart' ||
+        fail "the restarted echod did not take its listener back from the fd store"
+ok "the restarted echod took its listener from the fd store"
+
+# ---------------------------------------------------------------- 2e: upgrade
+
+step "step 2e: apt install a newer package while a session echoes"
+# The same tree with a higher version, built beside the first.
+NEWVER=1.0.0+systest1
+rm -rf "$WORK/src2"
+mkdir "$WORK/src2"
+if [[ -d $WORK/src ]]; then
+        (cd "$WORK/src" && tar --exclude='./obj-*' --exclude=./debian/echod --exclude=./debian/.debhelper -cf - .) |
+                tar -C "$WORK/src2" -xf -
+else
+        tar -C "$SRCDIR" --exclude=.git --exclude='build*' --exclude='obj-*' -cf - . | tar -C "$WORK/src2" -xf -
+fi
+sed -i "s/^\(  version : \)'[^']*'/\1'$NEWVER'/" "$WORK/src2/meson.build"
+{ printf 'echod (%s) unstable; urgency=medium\n\n  * System test: a newer version of the same tree.\n\n' "$NEWVER"
+  printf ' -- echod developers <echod@example.org>  %s\n\n' "$(date -R)"
+  cat "$WORK/src2/debian/changelog"; } >"$WORK/changelog.new"
+mv "$WORK/changelog.new" "$WORK/src2/debian/changelog"
+say "dpkg-buildpackage -us -uc -b -Pnocheck of $NEWVER (log: $WORK/build2.log)"
+if ! (cd "$WORK/src2" && DEB_BUILD_OPTIONS=nocheck timeout 900 dpkg-buildpackage -us -uc -b -Pnocheck) \
+        >"$WORK/build2.log" 2>&1; then
+        tail -n 40 "$WORK/build2.log" >&2
+        fail "dpkg-buildpackage of $NEWVER failed"
+fi
+debs2=("$WORK"/echod_"$NEWVER"_*.deb)
+((${#debs2[@]} == 1)) || fail "expected one echod_${NEWVER}_*.deb, found ${#debs2[@]}"
+cp "${debs2[0]}" "$WORK/root/srv/"
+chmod 0644 "$WORK/root/srv/$(basename "${debs2[0]}")"
+ok "built $(basename "${debs2[0]}")"
+
+conf0=$(ct 10 md5sum "$CONF")
+pid0=$(unit_prop echod MainPID)
+coproc SESSION { timeout 600 "${CLIENT[@]}" --timeout 30 session 127.0.0.1 "$PORT" --size 4096; }
+# shellcheck disable=SC2153 # SESSION_PID is set by coproc
+session_pid=$SESSION_PID session_in=${SESSION[1]} session_out=${SESSION[0]}
+read -r -t 30 session_line <&"$session_out" || fail "the session did not start"
+[[ $session_line == ready* ]] || fail "session: $session_line"
+ok "session open and echoing (${session_line#ready })"
+# A probe every 5 ms: the installation takes longer than a tight loop's
+# 20,000 attempts would last.
+start_probe "$WORK/probe-upgrade.stop" "$WORK/probe-upgrade.out" 170 --interval 0.005
+if ! ct 300 apt-get install -y "/srv/$(basename "${debs2[0]}")" >"$WORK/apt2.log" 2>&1; then
+        sed 's/^/    /' "$WORK/apt2.log" >&2
+        fail "apt-get install of $NEWVER"
+fi
+grep 'echod: ' "$WORK/apt2.log" | sed 's/^/    /'
+grep -q 'echod: upgraded in place' "$WORK/apt2.log" || fail "the postinst did not upgrade echod in place"
+stop_probe "$WORK/probe-upgrade.stop" "$WORK/probe-upgrade.out" "during apt install of $NEWVER"
+echo stop >&"$session_in"
+read -r -t 60 session_line <&"$session_out" || fail "the session stopped echoing across the upgrade"
+[[ $session_line == ok* ]] || fail "session across the upgrade: $session_line"
+wait "$session_pid" 2>/dev/null || true
+ok "the session echoed byte for byte across the upgrade (${session_line#ok })"
+[[ $(unit_prop echod MainPID) == "$pid0" ]] || fail "the main pid changed: $pid0 -> $(unit_prop echod MainPID)"
+[[ $(ct 10 readlink "/proc/$pid0/exe") == /usr/sbin/echod ]] || fail "pid $pid0 does not run the new /usr/sbin/echod"
+ok "same main pid $pid0, now running the new /usr/sbin/echod"
+[[ $(ct 10 dpkg-query -W -f '${Version}' echod) == "$NEWVER" ]] || fail "installed: $(ct 10 dpkg-query -W -f '${Version}' echod)"
+status=$(ct 20 systemctl status --no-pager -n 5000 echod || true)
+grep -q "echod $NEWVER started" <<<"$status" || { sed 's/^/    /' <<<"$status" >&2; fail "systemctl status echod shows no start record of $NEWVER"; }
+ok "systemctl status echod shows the start record of $NEWVER:"
+grep -F -e "upgraded in place" -e "echod $NEWVER started" <<<"$status" | sed 's/^/    /'
+[[ $(ct 10 md5sum "$CONF") == "$conf0" ]] || fail "$CONF changed during the upgrade"
+[[ -z $(ct_sh 10 "ls $CONF.dpkg-* 2>/dev/null; true") ]] || fail "dpkg left $CONF.dpkg-* files"
+ok "$CONF untouched (no .dpkg-* files)"
+
+# ---------------------------------------------------------------- 2f: autopkgtest
+
+step "step 2f: the autopkgtest debian/tests/upgrade-in-place in the container"
+cp "$SRCDIR/debian/tests/upgrade-in-place" "$WORK/root/srv/upgrade-in-place"
+chmod 0755 "$WORK/root/srv/upgrade-in-place"
+if ! ct 180 /srv/upgrade-in-place >"$WORK/autopkgtest.log" 2>&1; then
+        sed 's/^/    /' "$WORK/autopkgtest.log" >&2
+        fail "debian/tests/upgrade-in-place failed"
+fi
+sed 's/^/    /' "$WORK/autopkgtest.log"
+ok "debian/tests/upgrade-in-place passed"
 
 # ---------------------------------------------------------------- 3: reload
 
