@@ -10,10 +10,14 @@
   burst HOST PORT --count N        N short connections, one after another,
                                    each a round trip of --size bytes
                                    (--sources K: from 127.0.0.1..K in turn)
-  probe HOST PORT --stop-file F    connect (and close) in a tight loop
-                                   (--count attempts at most, --timeout s)
-                                   until F exists; print the counts, exit 1
-                                   if any was refused or failed
+  probe HOST PORT --stop-file F    in a tight loop, connect, send one byte,
+                                   half-close and expect it back then EOF
+                                   (--sources K: from 127.0.0.1..K in turn,
+                                   to stay within the per-source rate
+                                   limit; --count attempts at most,
+                                   --timeout s) until F exists; print the
+                                   counts, exit 1 if any was refused
+                                   (ECONNREFUSED) or not echoed
   session HOST PORT                one connection that echoes round trips of
                                    --size bytes, byte for byte, until a line
                                    on stdin; print "ready" first, then "ok"
@@ -103,16 +107,26 @@ def cmd_hold(a):
 
 
 def cmd_probe(a):
-    # Only whether the kernel accepts the connection: a refusal is
-    # ECONNREFUSED (nothing listens). Closed at once, so that echod's own
-    # limits (the per-source rate) are not what is measured.
+    # A refusal is ECONNREFUSED (nothing listens); a connection accepted
+    # but not served (closed or reset without its echo) is a failure.
     deadline = time.monotonic() + a.timeout
     attempts = refused = failed = 0
     first_error = None
     while attempts < a.count and time.monotonic() < deadline and not os.path.exists(a.stop_file):
         attempts += 1
+        source = "127.0.0.%d" % (1 + attempts % a.sources) if a.sources > 1 else None
         try:
-            connect(a.host, a.port, max(0.5, deadline - time.monotonic())).close()
+            with connect(a.host, a.port, max(0.5, deadline - time.monotonic()), source) as s:
+                s.sendall(b"p")
+                s.shutdown(socket.SHUT_WR)
+                got = b""
+                while True:
+                    chunk = s.recv(16)
+                    if not chunk:
+                        break
+                    got += chunk
+                if got != b"p":
+                    raise ConnectionError("closed without the echo (%r)" % got)
             if attempts == 1:
                 print("started", flush=True)
         except ConnectionRefusedError as e:

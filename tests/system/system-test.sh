@@ -483,13 +483,15 @@ step "step 2d: systemctl restart echod refuses no connection"
 nstore=$(unit_prop echod NFileDescriptorStore)
 (( nstore >= 1 )) || fail "echod.service holds $nstore descriptors in its fd store (expected its listener)"
 ok "echod's listener is in systemd's fd store ($nstore descriptor(s), FileDescriptorStoreMax=$(unit_prop echod FileDescriptorStoreMax))"
-# start_probe STOP_FILE OUT SECONDS [PROBE-ARGS]: a connect loop in the
-# background, at most 20,000 attempts and SECONDS s, until STOP_FILE exists.
+# start_probe STOP_FILE OUT SECONDS [PROBE-ARGS]: a connect-and-echo loop
+# in the background, at most 20,000 attempts and SECONDS s, until STOP_FILE
+# exists. From 250 addresses: each stays within the shipped per-source rate
+# limit, so that every connection must be served, not only accepted.
 start_probe() {
         local stop=$1 out=$2 t=$3
         shift 3
         rm -f "$stop"
-        timeout $((t + 10)) "${CLIENT[@]}" --timeout "$t" probe 127.0.0.1 "$PORT" --count 20000 \
+        timeout $((t + 10)) "${CLIENT[@]}" --timeout "$t" probe 127.0.0.1 "$PORT" --count 20000 --sources 250 \
                 --stop-file "$stop" "$@" >"$out" 2>&1 &
         PROBE_PID=$!
         poll 30 "the probe's first connection" grep -q '^started' "$out"
