@@ -11,11 +11,16 @@ import tempfile
 import threading
 import time
 
-from echodtest import (ECHOD, EchodTestCase, connect, echo, is_refused, main, read_exactly, wait_until)
+from echodtest import (ECHOD, EchodTestCase, connect, echo, is_refused, main, read_exactly, shim,
+                       wait_until)
 
 MID_CLOSE = "b8891436a2ba4f56b2ec6232e48a8db5"
 MID_STOPPED = "c2bce8a5bcfc41a98fcb139594e895b6"
 MID_UPGRADED = "411324fa52a3440786b34798504ae04b"
+
+
+def fd_targets(pid):
+    return {fd: os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)}
 
 
 def pattern(offset, n):
@@ -140,6 +145,33 @@ class UpgradeTest(EchodTestCase):
         self.assertIsNone(d.proc.poll())
         s.round_trip(1000)
         self.assertEqual(echo(d.port, b"old image"), b"old image")
+
+    def test_failed_execve_leaves_the_old_image_serving(self):
+        tmp = tempfile.mkdtemp(prefix="echod-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        so = shim("failsyscall", tmp)
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        d = self.echod(env={"LD_PRELOAD": so, "FAILSYSCALL": "upgrade-execve",
+                            "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"})
+        s = Session(d.port)
+        s.round_trip(10)
+        pid = d.pid
+        before = fd_targets(pid)
+        self.upgrade(d)
+        # The checks passed; only the execve() itself failed.
+        d.wait_log(r"upgrade failed: cannot execute .*echod: Cannot allocate memory; still serving with this image")
+        self.assertIsNone(d.proc.poll())
+        self.assertEqual(d.pid, pid)
+        # Its descriptors were put back where they were (the listener, the
+        # report socket, the loop's own), and the workers' table is gone.
+        # (before may hold a connection the master was handing to its
+        # worker; nothing new may be left after.)
+        after = fd_targets(pid)
+        self.assertEqual(after, {fd: t for fd, t in before.items() if fd in after})
+        s.round_trip(1000)
+        self.assertEqual(echo(d.port, b"old image"), b"old image")
+        s.sock.close()
+        self.assertEqual(d.stop(), 0)
 
     def test_unexecutable_binary_is_a_logged_noop(self):
         tmp = tempfile.mkdtemp(prefix="echod-test-")
