@@ -558,8 +558,8 @@ if ! ct 300 apt-get install -y "/srv/$(basename "${debs2[0]}")" >"$WORK/apt2.log
         sed 's/^/    /' "$WORK/apt2.log" >&2
         fail "apt-get install of $NEWVER"
 fi
-grep 'echod: ' "$WORK/apt2.log" | sed 's/^/    /'
-grep -q 'echod: upgraded in place' "$WORK/apt2.log" || fail "the postinst did not upgrade echod in place"
+grep '^echod.*\.service: ' "$WORK/apt2.log" | sed 's/^/    /' || true
+grep -q '^echod\.service: upgraded in place' "$WORK/apt2.log" || fail "the postinst did not upgrade echod in place"
 stop_probe "$WORK/probe-upgrade.stop" "$WORK/probe-upgrade.out" "during apt install of $NEWVER"
 echo stop >&"$session_in"
 read -r -t 60 session_line <&"$session_out" || fail "the session stopped echoing across the upgrade"
