@@ -52,6 +52,46 @@ int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned 
         return 0;
 }
 
+int listener_udp_options(int fd, int family) {
+        int one = 1;
+
+        /* The address each datagram was sent to: the reply is sent from it,
+         * and broadcasts are told apart by it (see udp.c). A dual-stack
+         * socket gets IP_PKTINFO for its IPv4 datagrams too. */
+        if (family == AF_INET)
+                return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0 ? -errno : 0;
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) < 0)
+                return -errno;
+        (void) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+        return 0;
+}
+
+int listener_open_udp(struct listener *l, const struct sockaddr_any *addr) {
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        fd = socket(addr->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (addr->sa.sa_family == AF_INET6) {
+                int v6only = is_any6(addr) ? 0 : 1;
+                if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)
+                        return -errno;
+        }
+        r = listener_udp_options(fd, addr->sa.sa_family);
+        if (r < 0)
+                return r;
+        if (bind(fd, &addr->sa, addr->len) < 0)
+                return -errno;
+
+        memset(l, 0, sizeof *l);
+        l->kind = LISTENER_UDP;
+        l->addr = *addr;
+        sockaddr_format(addr, l->name, sizeof l->name);
+        l->fd = TAKE_FD(fd);
+        return 0;
+}
+
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd) {
         struct listener *ls;
         int n, r;
@@ -70,6 +110,8 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
                 struct listener *l = &ls[i];
 
                 r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
+                if (r == 0 && sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) > 0)
+                        r = 2;          /* a UDP listener */
                 if (r <= 0) {
                         free(ls);
                         *ret_bad_fd = fd;
@@ -84,10 +126,15 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
                         return r;
                 }
                 l->fd = fd;
-                l->kind = LISTENER_TCP;
+                l->kind = r == 2 ? LISTENER_UDP : LISTENER_TCP;
                 l->addr.len = sizeof l->addr.storage;
                 if (getsockname(fd, &l->addr.sa, &l->addr.len) < 0)
                         l->addr.len = 0;
+                if (l->kind == LISTENER_UDP && (r = listener_udp_options(fd, l->addr.sa.sa_family)) < 0) {
+                        free(ls);
+                        *ret_bad_fd = fd;
+                        return r;
+                }
                 sockaddr_format(&l->addr, l->name, sizeof l->name);
         }
         *ret = ls;
@@ -111,12 +158,15 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
         if (r > 0) {
                 *ret_activated = true;
                 for (size_t i = 0; i < *ret_n; i++)
-                        log_info("using socket %s passed by systemd", (*ret)[i].name);
+                        log_info("using %ssocket %s passed by systemd",
+                                 (*ret)[i].kind == LISTENER_UDP ? "UDP " : "", (*ret)[i].name);
                 log_info("socket activated: the 'listen' setting in %s is ignored", c->path);
+                if (c->n_listen_udp > 0)
+                        log_info("socket activated: the 'listen_udp' setting in %s is ignored", c->path);
                 return 0;
         }
 
-        *ret = calloc(c->n_listen, sizeof **ret);
+        *ret = calloc(c->n_listen + c->n_listen_udp, sizeof **ret);
         if (!*ret)
                 return log_error_errno(ENOMEM, "out of memory");
         for (size_t i = 0; i < c->n_listen; i++) {
@@ -125,6 +175,13 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
                         return log_error_errno(r, "cannot listen on %s: %m", c->listen[i].text);
                 *ret_n = i + 1;
                 log_info("listening on %s", (*ret)[i].name);
+        }
+        for (size_t i = 0; i < c->n_listen_udp; i++) {
+                r = listener_open_udp(&(*ret)[c->n_listen + i], &c->listen_udp[i].addr);
+                if (r < 0)
+                        return log_error_errno(r, "cannot listen on UDP %s: %m", c->listen_udp[i].text);
+                *ret_n = c->n_listen + i + 1;
+                log_info("listening on UDP %s", (*ret)[c->n_listen + i].name);
         }
         return 0;
 }

@@ -33,8 +33,14 @@ struct listener {
  * Returns 0 or -errno. */
 int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog);
 
+/* A UDP listener bound to addr, non-blocking, CLOEXEC, with the pktinfo
+ * options udp.c needs (listener_udp_options()). Returns 0 or -errno. */
+int listener_open_udp(struct listener *l, const struct sockaddr_any *addr);
+int listener_udp_options(int fd, int family);
+
 /* Takes the sockets systemd passed. Returns how many (0 = not socket
- * activated), -EBADMSG when one is not a listening stream socket (*ret_bad_fd
+ * activated), -EBADMSG when one is neither a listening stream socket nor an
+ * internet datagram socket (a UDP listener) (*ret_bad_fd
  * says which), or -errno. */
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd);
 
