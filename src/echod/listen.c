@@ -109,9 +109,11 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
                 int fd = SD_LISTEN_FDS_START + i;
                 struct listener *l = &ls[i];
 
+                bool udp = false;
+
                 r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
                 if (r == 0 && sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) > 0)
-                        r = 2;          /* a UDP listener */
+                        udp = true, r = 1;
                 if (r <= 0) {
                         free(ls);
                         *ret_bad_fd = fd;
@@ -126,7 +128,7 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
                         return r;
                 }
                 l->fd = fd;
-                l->kind = r == 2 ? LISTENER_UDP : LISTENER_TCP;
+                l->kind = udp ? LISTENER_UDP : LISTENER_TCP;
                 l->addr.len = sizeof l->addr.storage;
                 if (getsockname(fd, &l->addr.sa, &l->addr.len) < 0)
                         l->addr.len = 0;

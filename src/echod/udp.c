@@ -61,10 +61,12 @@ struct slot {
  * datagram was delivered as local unicast; for a subnet or limited
  * broadcast and for multicast, ipi_spec_dst is the interface's address.
  * IPv6 has no broadcast; its multicast shows in the address itself.
+ * Without pktinfo (never on sockets echod opened), the listener's own
+ * address stands in.
  */
 static void datagram_destination(struct msghdr *mh, const struct listener *l, struct udp_datagram *d,
                                  int *ret_ifindex) {
-        bool have4 = false, have6 = false;
+        bool have4 = false;
         struct sockaddr_any dst = l->addr;
 
         *ret_ifindex = 0;
@@ -74,7 +76,11 @@ static void datagram_destination(struct msghdr *mh, const struct listener *l, st
                         memcpy(&pi, CMSG_DATA(c), sizeof pi);
                         dst = (struct sockaddr_any) { .in = { .sin_family = AF_INET, .sin_addr = pi.ipi_addr },
                                                       .len = sizeof(struct sockaddr_in) };
-                        d->destination_broadcast = pi.ipi_addr.s_addr != pi.ipi_spec_dst.s_addr;
+                        /* 0: the datagram was queued before IP_PKTINFO was
+                         * set (socket activation without PassPacketInfo=):
+                         * the kernel did not record it. */
+                        d->destination_broadcast = pi.ipi_spec_dst.s_addr != 0 &&
+                                                   pi.ipi_addr.s_addr != pi.ipi_spec_dst.s_addr;
                         *ret_ifindex = pi.ipi_ifindex;
                         have4 = true;
                 } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO && !have4) {
@@ -83,10 +89,8 @@ static void datagram_destination(struct msghdr *mh, const struct listener *l, st
                         dst = (struct sockaddr_any) { .in6 = { .sin6_family = AF_INET6, .sin6_addr = pi.ipi6_addr },
                                                       .len = sizeof(struct sockaddr_in6) };
                         *ret_ifindex = (int) pi.ipi6_ifindex;
-                        have6 = true;
                 }
         }
-        (void) have6;
         udp_fold_address(&d->destination, &dst);
 }
 
@@ -361,6 +365,8 @@ void udp_stop(struct master *m) {
                 return;
         m->udp.replacing = true;
         (void) kill(pid, SIGTERM);
+        /* A stopped worker (SIGSTOP) would never take it. */
+        (void) kill(pid, SIGCONT);
         /* Through the one reap path, which calls udp_exited(). */
         while (m->udp.pid == pid && children_reap(m, pid, true) >= 0)
                 ;
