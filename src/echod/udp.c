@@ -39,16 +39,16 @@ static bool have_udp_listeners(const struct master *m) {
 
 /* ---- the worker ---- */
 
+/* Room for an IP_PKTINFO and an IPV6_PKTINFO message. */
+#define CONTROL_SPACE 96
+_Static_assert(CONTROL_SPACE >= 2 * sizeof(struct cmsghdr) + sizeof(struct in6_pktinfo) + sizeof(struct in_pktinfo) + 16,
+               "CONTROL_SPACE too small");
+
 struct slot {
         struct sockaddr_any peer;
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
-        } control;
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-        } reply_control;
+        struct {
+                _Alignas(struct cmsghdr) char buf[CONTROL_SPACE];
+        } control, reply_control;
         struct iovec iov;
 };
 
