@@ -309,6 +309,45 @@ class LoopbackTest(UdpTestCase):
         self.wait_record(d, r"socket activated: the 'listen_udp' setting in .* is ignored")
 
 
+ECHOC = os.environ.get("ECHOC", "")
+
+
+class EchocTest(UdpTestCase):
+    def echoc(self, args, data=b""):
+        if not ECHOC:
+            self.fail("ECHOC is not set (meson test sets it)")
+        return subprocess.run([ECHOC] + [str(a) for a in args], input=data, capture_output=True, timeout=TIMEOUT + 30)
+
+    def test_lines(self):
+        self.start()
+        r = self.echoc(["-u", "127.0.0.1", self.uport], b"one\ntwo\n")
+        self.assertEqual((r.returncode, r.stdout), (0, b"one\ntwo\n"), r.stderr)
+        if have_ipv6():
+            r = self.echoc(["-u", "-6", "::1", self.uport], b"six\n")
+            self.assertEqual((r.returncode, r.stdout), (0, b"six\n"), r.stderr)
+
+    def test_lost_lines_fail(self):
+        # echoc's port is the kernel's pick: a deny list of every port
+        # makes echod drop each of its datagrams.
+        d = self.start('udp_deny_source_ports = { "0-65535" }\n')
+        r = self.echoc(["-u", "--retries", "2", "--timeout", "0.2", "127.0.0.1", self.uport], b"lost\n")
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn(b"after 3 attempts", r.stderr)
+        self.assertEqual(self.status(d)["UDP_DROPPED_SOURCE_PORT"], "3")
+
+    def test_bench(self):
+        self.start("udp_rate_limit_per_source = 0\nudp_rate_limit = 0\nudp_max_bytes_per_second = 0\n")
+        r = self.echoc(["--bench", "udp", "--concurrency", 8, "--size", 1400, "--requests", 2000, "--json",
+                        "127.0.0.1", self.uport])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = json.loads(r.stdout)
+        self.assertEqual(res["mode"], "udp")
+        self.assertEqual(res["errors"]["total"], 0)
+        self.assertGreaterEqual(res["received"] + res["lost"], 2000)
+        self.assertGreater(res["datagrams_per_s"], 0)
+        self.assertGreaterEqual(res["latency_us"]["p99"], res["latency_us"]["p50"])
+
+
 class NamespaceTest(UdpTestCase):
     """In a network namespace of the test's own: veth v0 with 10.77.0.1/24
     and 10.77.0.2/24, and lo."""
