@@ -154,7 +154,7 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
         *ret_activated = false;
         r = listeners_from_systemd(ret, ret_n, &bad_fd);
         if (r == -EBADMSG)
-                return log_error_errno(EINVAL, "descriptor %d passed by systemd is not a listening stream socket; refusing to start", bad_fd);
+                return log_error_errno(EINVAL, "descriptor %d passed by systemd is neither a listening stream socket nor an IP datagram socket; refusing to start", bad_fd);
         if (r < 0)
                 return log_error_errno(r, "cannot use the sockets passed by systemd: %m");
         if (r > 0) {
