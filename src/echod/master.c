@@ -393,7 +393,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
         log_started(&m);
         /* As the user that serves, so that every later write can replace it. */
         metrics_write(&m, now_usec(CLOCK_MONOTONIC));
-        udp_warn_config(cfg);
+        udp_warn_config(&m, cfg);
         udp_start(&m, now_usec(CLOCK_MONOTONIC));
         status_send(&m, now_usec(CLOCK_MONOTONIC));
         (void) notify_send("READY=1");

@@ -128,7 +128,7 @@ void master_reload(struct master *m) {
                 log_warning("user and group changes take effect only when echod is restarted");
 
         udp_changed |= udp_config_changed(m->cfg, c);
-        udp_warn_config(c);
+        udp_warn_config(m, c);
         config_free(m->cfg);
         m->cfg = TAKE_PTR(c);
         udp_reloaded(m, udp_changed, now);

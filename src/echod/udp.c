@@ -208,7 +208,7 @@ static bool serve_batch(const struct listener *l, struct udp_loop *u) {
         return n == UDP_BATCH;
 }
 
-static _noreturn_ void udp_worker_main(struct master *m) {
+static _noreturn_ void udp_worker_main(struct master *m, pid_t master_pid) {
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         struct udp_loop *u;
         char title[256] = "echod: udp";
@@ -227,7 +227,10 @@ static _noreturn_ void udp_worker_main(struct master *m) {
         free(keep);
         if (m->have_caps && privs_drop_caps() < 0)
                 _exit(EXIT_FAILURE);    /* never serve with the master's capabilities */
+        /* Never outlive the master, even one that died before this line. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != master_pid)
+                _exit(EXIT_FAILURE);
 
         for (size_t i = 0, off = strlen(title); i < m->n_listeners && off < sizeof title; i++)
                 if (m->listeners[i].kind == LISTENER_UDP)
@@ -303,7 +306,7 @@ void udp_stats_read(const struct master *m, struct udp_stats *ret) {
 }
 
 void udp_start(struct master *m, uint64_t now) {
-        pid_t pid;
+        pid_t pid, master_pid = getpid();
 
         if (m->udp.pid > 0 || m->stopping || !m->udp.stats || !have_udp_listeners(m))
                 return;
@@ -317,7 +320,7 @@ void udp_start(struct master *m, uint64_t now) {
                 return;
         }
         if (pid == 0)
-                udp_worker_main(m);
+                udp_worker_main(m, master_pid);
         m->udp.pid = pid;
         m->udp.started = now;
         m->udp.next_check = now + USEC_PER_SEC;
@@ -416,8 +419,9 @@ void udp_reloaded(struct master *m, bool changed, uint64_t now) {
         udp_start(m, now);
 }
 
-void udp_warn_config(const struct config *c) {
-        if ((c->n_listen_udp > 0 || getenv("LISTEN_FDS")) && c->n_udp_deny_source_ports == 0)
+void udp_warn_config(const struct master *m, const struct config *c) {
+        /* Under socket activation listen_udp is ignored: the passed sockets count. */
+        if ((c->n_listen_udp > 0 || have_udp_listeners(m)) && c->n_udp_deny_source_ports == 0)
                 log_struct(LOG_WARNING, LOG_MESSAGE_ID(ECHOD_MID_LIMIT_WARNING),
                            LOG_MESSAGE("udp_deny_source_ports is empty: datagrams from any port are echoed, "
                                        "so another UDP service (echo, chargen, DNS) can be made to loop with echod"));

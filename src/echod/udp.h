@@ -66,7 +66,7 @@ bool udp_config_changed(const struct config *old, const struct config *new);
 void udp_reloaded(struct master *m, bool changed, uint64_t now);
 
 /* Warnings for settings that leave echod a reflector. */
-void udp_warn_config(const struct config *c);
+void udp_warn_config(const struct master *m, const struct config *c);
 
 uint64_t udp_next_deadline(const struct master *m);
 void udp_run_timers(struct master *m, uint64_t now);
