@@ -349,8 +349,8 @@ class EchocTest(UdpTestCase):
 
 
 class NamespaceTest(UdpTestCase):
-    """In a network namespace of the test's own: veth v0 with 10.77.0.1/24
-    and 10.77.0.2/24, and lo."""
+    """In a network namespace of the test's own: veth v0 with 10.77.0.1/24,
+    10.77.0.2/24, 2001:db8:77::1/64 and 2001:db8:77::2/64, and lo."""
 
     def setUp(self):
         if os.geteuid() != 0 or not shutil_which("ip"):
@@ -362,6 +362,7 @@ class NamespaceTest(UdpTestCase):
         self.addCleanup(subprocess.run, ["ip", "netns", "delete", self.ns])
         for cmd in ("ip link set lo up", "ip link add v0 type veth peer name v1",
                     "ip addr add 10.77.0.1/24 dev v0", "ip addr add 10.77.0.2/24 dev v0",
+                    "ip addr add 2001:db8:77::1/64 dev v0 nodad", "ip addr add 2001:db8:77::2/64 dev v0 nodad",
                     "ip link set v1 up", "ip link set v0 up"):
             subprocess.run(["ip", "netns", "exec", self.ns] + cmd.split(), check=True)
         self.uport = 7007
@@ -384,8 +385,10 @@ class NamespaceTest(UdpTestCase):
         self.assertEqual(bytes.fromhex(r["data"]), b"control")
 
     def test_reply_from_the_address_it_was_sent_to(self):
-        for dst in ("10.77.0.2", "10.77.0.1", "127.0.0.1"):
-            r = self.run_ns(op="echo", src="10.77.0.1" if dst != "127.0.0.1" else "127.0.0.1", dst=dst, data=b"to " + dst.encode())
+        sources = {"127.0.0.1": "127.0.0.1", "::1": "::1", "2001:db8:77::2": "2001:db8:77::1",
+                   "2001:db8:77::1": "2001:db8:77::1"}
+        for dst in ("10.77.0.2", "10.77.0.1", "127.0.0.1", "2001:db8:77::2", "2001:db8:77::1", "::1"):
+            r = self.run_ns(op="echo", src=sources.get(dst, "10.77.0.1"), dst=dst, data=b"to " + dst.encode())
             self.assertEqual((bytes.fromhex(r["data"]), r["from"], r["port"]), (b"to " + dst.encode(), dst, 7007))
 
     def test_drop_reasons(self):
