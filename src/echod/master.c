@@ -331,7 +331,8 @@ static void log_started(const struct master *m) {
         char listeners[512] = "";
 
         for (size_t i = 0, off = 0; i < m->n_listeners && off < sizeof listeners; i++)
-                off += (size_t) snprintf(listeners + off, sizeof listeners - off, "%s%s", i ? " " : "", m->listeners[i].name);
+                off += (size_t) snprintf(listeners + off, sizeof listeners - off, "%s%s%s", i ? " " : "",
+                                         m->listeners[i].kind == LISTENER_UDP ? "udp:" : "", m->listeners[i].name);
         log_struct(LOG_NOTICE, LOG_MESSAGE_ID(ECHOD_MID_STARTED),
                    "LISTEN=%s", listeners,
                    LOG_MESSAGE("echod " ECHOD_VERSION " started, serving RFC 862 echo on %s", listeners));

@@ -126,6 +126,8 @@ class LoopbackTest(UdpTestCase):
             self.assertEqual(self.echo(big6, "::1", family=socket.AF_INET6)[0], big6)
         self.assertEqual(self.echo(b"")[0], b"")
 
+        started = self.wait_record(d, r"started, serving RFC 862 echo on")[0]
+        self.assertIn("udp:[::]:%d" % self.uport, started["LISTEN"].split())
         # One long-lived, unprivileged process, and not a connection.
         w = self.udp_worker(d)
         self.assertEqual(cmdline(w), "echod: udp [::]:%d" % self.uport)
