@@ -258,6 +258,7 @@ static void conn_finish(struct bench *b, struct conn *c) {
                 c->state = CS_DONE;
                 break;
         case BENCH_NONE:
+        case BENCH_UDP:         /* udp.c */
                 break;
         }
 }
@@ -319,6 +320,7 @@ static void on_connected(struct bench *b, struct conn *c, uint64_t now) {
                 c->goal = b->o->size;
                 break;
         case BENCH_NONE:
+        case BENCH_UDP:
                 break;
         }
         conn_send(b, c);

@@ -33,6 +33,7 @@ enum bench_mode {
         BENCH_STREAM,
         BENCH_LATENCY,
         BENCH_HOLD,
+        BENCH_UDP,
 };
 
 struct options {
@@ -47,6 +48,8 @@ struct options {
         uint64_t requests;              /* 0 = not given */
         bool json;
         const char *source;             /* bench: local address to connect from */
+        bool udp;                       /* -u: datagrams (line mode) */
+        uint64_t retries;               /* -u: resends of a datagram that did not come back */
 };
 
 #define DEFAULT_PORT "7"
@@ -79,3 +82,5 @@ static inline void freeaddrinfop(struct addrinfo **ai) {
 /* Mode entry points; each returns an exit code and has logged why. */
 int run_pipe(const struct options *o);
 int run_bench(const struct options *o);
+int run_udp_lines(const struct options *o);
+int run_bench_udp(const struct options *o);

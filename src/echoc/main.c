@@ -28,6 +28,7 @@
 
 static void help(void) {
         printf("Usage: %1$s [-4|-6] [--timeout SECONDS] HOST [PORT]\n"
+               "       %1$s -u [-4|-6] [--retries N] [--timeout SECONDS] HOST [PORT]\n"
                "       %1$s --bench MODE [OPTIONS] HOST PORT\n"
                "\n"
                "Send standard input, line by line, to the echo service on HOST (PORT defaults\n"
@@ -36,8 +37,11 @@ static void help(void) {
                "\n"
                "Options:\n"
                "  -4, -6                     use IPv4 / IPv6 only\n"
-               "  -t, --timeout SECONDS      give up after SECONDS without progress (default 10)\n"
-               "      --bench MODE           rate, stream, latency or hold\n"
+               "  -t, --timeout SECONDS      give up after SECONDS without progress (default 10;\n"
+               "                             with -u, per datagram: default 1)\n"
+               "  -u, --udp                  UDP: each line one datagram\n"
+               "      --retries N            with -u, resend a lost datagram N times (default 3)\n"
+               "      --bench MODE           rate, stream, latency, hold or udp\n"
                "  -c, --concurrency N        parallel connections (bench)\n"
                "  -s, --size BYTES           bytes per request, write or ping (bench; K/M/G)\n"
                "  -d, --duration SECONDS     run time, or hold time for hold (bench; default 5)\n"
@@ -61,6 +65,7 @@ enum {
         ARG_BENCH = 0x100,
         ARG_JSON,
         ARG_SOURCE,
+        ARG_RETRIES,
 };
 
 static int parse_argv(int argc, char *argv[], struct options *o) {
@@ -73,21 +78,25 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                 { "requests",    required_argument, NULL, 'n' },
                 { "json",        no_argument,       NULL, ARG_JSON },
                 { "source",      required_argument, NULL, ARG_SOURCE },
+                { "udp",         no_argument,       NULL, 'u' },
+                { "retries",     required_argument, NULL, ARG_RETRIES },
                 { "help",        no_argument,       NULL, 'h' },
                 { "version",     no_argument,       NULL, 'V' },
                 {}
         };
         const char *bench_only = NULL;
+        bool timeout_given = false, retries_given = false;
         int c, r;
 
         *o = (struct options) {
                 .family = AF_UNSPEC,
                 .timeout_usec = DEFAULT_TIMEOUT_USEC,
                 .port = DEFAULT_PORT,
+                .retries = 3,
         };
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":46t:c:s:d:n:hV", longopts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":46ut:c:s:d:n:hV", longopts, NULL)) >= 0) {
                 switch (c) {
                 case '4':
                 case '6': {
@@ -97,7 +106,17 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                         o->family = f;
                         break;
                 }
+                case 'u':
+                        o->udp = true;
+                        break;
+                case ARG_RETRIES:
+                        r = parse_uint64_range(optarg, 0, 1000, &o->retries);
+                        if (r < 0)
+                                return usage_error(program_name, "--retries: '%s' is %s (0..1000)", optarg, range_text(r));
+                        retries_given = true;
+                        break;
                 case 't':
+                        timeout_given = true;
                         r = parse_seconds(optarg, &o->timeout_usec);
                         if (r < 0 || o->timeout_usec == 0)
                                 return usage_error(program_name,
@@ -108,7 +127,7 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                         o->mode = bench_mode_from_string(optarg);
                         if (o->mode == BENCH_NONE)
                                 return usage_error(program_name,
-                                                   "--bench: unknown mode '%s' (rate, stream, latency, hold)", optarg);
+                                                   "--bench: unknown mode '%s' (rate, stream, latency, hold, udp)", optarg);
                         break;
                 case 'c':
                         r = parse_uint64_range(optarg, 1, 1000000, &o->concurrency);
@@ -163,6 +182,12 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
 
         if (o->mode == BENCH_NONE && bench_only)
                 return usage_error(program_name, "%s is only valid with --bench", bench_only);
+        if (o->udp && o->mode != BENCH_NONE)
+                return usage_error(program_name, "-u is for line mode; --bench udp measures UDP");
+        if (retries_given && !o->udp)
+                return usage_error(program_name, "--retries is only valid with -u");
+        if ((o->udp || o->mode == BENCH_UDP) && !timeout_given)
+                o->timeout_usec = USEC_PER_SEC;
 
         int npos = argc - optind;
         if (o->mode == BENCH_NONE) {
@@ -210,5 +235,9 @@ int main(int argc, char *argv[]) {
         if (r >= 0)
                 return r;
 
+        if (o.udp)
+                return run_udp_lines(&o);
+        if (o.mode == BENCH_UDP)
+                return run_bench_udp(&o);
         return o.mode == BENCH_NONE ? run_pipe(&o) : run_bench(&o);
 }

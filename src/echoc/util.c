@@ -27,16 +27,17 @@ static const char *const mode_names[] = {
         [BENCH_STREAM] = "stream",
         [BENCH_LATENCY] = "latency",
         [BENCH_HOLD] = "hold",
+        [BENCH_UDP] = "udp",
 };
 
 const char *bench_mode_to_string(enum bench_mode m) {
-        if (m <= BENCH_NONE || m > BENCH_HOLD)
+        if (m <= BENCH_NONE || m > BENCH_UDP)
                 return "none";
         return mode_names[m];
 }
 
 enum bench_mode bench_mode_from_string(const char *s) {
-        for (enum bench_mode m = BENCH_RATE; m <= BENCH_HOLD; m++)
+        for (enum bench_mode m = BENCH_RATE; m <= BENCH_UDP; m++)
                 if (strcmp(s, mode_names[m]) == 0)
                         return m;
         return BENCH_NONE;

@@ -15,6 +15,7 @@
 #include "master.h"
 #include "privs.h"
 #include "status.h"
+#include "udp.h"
 #include "worker.h"
 
 /*
@@ -147,6 +148,10 @@ static pid_t clone_worker(int exit_signal) {
 #else
         return (pid_t) syscall(SYS_clone, (unsigned long) exit_signal, 0UL, 0UL, 0UL, 0UL);
 #endif
+}
+
+pid_t children_clone(int exit_signal) {
+        return clone_worker(exit_signal);
 }
 
 static _noreturn_ void run_worker(struct master *m, int fd, const struct sockaddr_any *peer,
@@ -297,6 +302,10 @@ int children_reap(struct master *m, pid_t pid, bool block) {
         if (si.si_pid == 0)
                 return 0;                       /* still running */
 
+        if (si.si_pid == m->udp.pid) {
+                udp_exited(m, &si, now_usec(CLOCK_MONOTONIC));
+                return 1;
+        }
         ch = htab_get(&m->children, &si.si_pid);
         if (!ch)
                 return 1;                       /* not a worker of ours: nothing to account */

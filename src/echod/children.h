@@ -29,6 +29,11 @@ struct child {
         uint64_t bytes;
 };
 
+/* A process of the master's made as workers are (exit_signal reports its
+ * exit; see children.c): 0 in the child, its pid in the master, or -1. The
+ * UDP worker (udp.c) is made with it and reaped by children_reap(). */
+pid_t children_clone(int exit_signal);
+
 int children_init(struct master *m);
 void children_done(struct master *m);
 

@@ -138,6 +138,13 @@ static cfg_opt_t options[] = {
         OPT("log_payload"),
         OPT("metrics_file"),
         OPT("metrics_interval"),
+        OPT_LIST("listen_udp"),
+        OPT_LIST("udp_deny_source_ports"),
+        OPT("udp_rate_limit_per_source"),
+        OPT("udp_rate_limit_per_source_burst"),
+        OPT("udp_rate_limit"),
+        OPT("udp_rate_limit_burst"),
+        OPT("udp_max_bytes_per_second"),
         CFG_END()
 };
 
@@ -350,6 +357,8 @@ static char *get_name(struct validator *v, const char *key) {
         return strdup(c->text);
 }
 
+static int validate_addresses(struct validator *v, const char *key, struct listen_entry **ret, size_t *ret_n);
+
 static int validate_listen(struct validator *v, struct config *cfg) {
         const char *key = "listen";
         unsigned n = cfg_size(v->cfg, key);
@@ -365,9 +374,16 @@ static int validate_listen(struct validator *v, struct config *cfg) {
                 cfg->n_listen = 1;
                 return 0;
         }
+        return validate_addresses(v, key, &cfg->listen, &cfg->n_listen);
+}
 
-        cfg->listen = calloc(n, sizeof *cfg->listen);
-        if (!cfg->listen)
+/* The entries of key, a list of "ADDR:PORT": each parsed, none twice. */
+static int validate_addresses(struct validator *v, const char *key, struct listen_entry **ret, size_t *ret_n) {
+        unsigned n = cfg_size(v->cfg, key);
+        struct listen_entry *list;
+
+        *ret = list = calloc(n + 1, sizeof *list);
+        if (!list)
                 return -ENOMEM;
         for (unsigned i = 0; i < n; i++) {
                 const struct cval *c = cfg_getnptr(v->cfg, key, i);
@@ -392,17 +408,17 @@ static int validate_listen(struct validator *v, struct config *cfg) {
                         continue;
                 }
                 bool dup = false;
-                for (size_t j = 0; j < cfg->n_listen; j++)
-                        if (sockaddr_equal(&cfg->listen[j].addr, &a))
+                for (size_t j = 0; j < *ret_n; j++)
+                        if (sockaddr_equal(&list[j].addr, &a))
                                 dup = true;
                 if (dup) {
                         verr(v, c->line, key, "address '%s' is listed twice", c->text);
                         continue;
                 }
-                cfg->listen[cfg->n_listen].text = strdup(c->text);
-                if (!cfg->listen[cfg->n_listen].text)
+                list[*ret_n].text = strdup(c->text);
+                if (!list[*ret_n].text)
                         return -ENOMEM;
-                cfg->listen[cfg->n_listen++].addr = a;
+                list[(*ret_n)++].addr = a;
         }
         return 0;
 }
@@ -441,6 +457,85 @@ static int validate_acl(struct validator *v, struct config *cfg) {
                 if (allow)
                         cfg->n_allow++;
         }
+        return 0;
+}
+
+static const struct port_range default_udp_deny[] = {
+        { 0, 1023 }, { 1900, 1900 }, { 2049, 2049 }, { 3702, 3702 },
+        { 5353, 5353 }, { 5683, 5683 }, { 11211, 11211 },
+};
+
+static int parse_port(const char *s, uint16_t *ret) {
+        uint64_t n;
+
+        if (parse_uint64(s, &n) < 0 || n > 65535)
+                return -EINVAL;
+        *ret = (uint16_t) n;
+        return 0;
+}
+
+/* "PORT" or "FIRST-LAST" */
+static int parse_port_range(const char *s, struct port_range *ret) {
+        const char *dash = strchr(s, '-');
+        char first[8];
+
+        if (!dash)
+                return parse_port(s, &ret->first) < 0 ? -EINVAL : (ret->last = ret->first, 0);
+        if ((size_t) (dash - s) >= sizeof first)
+                return -EINVAL;
+        memcpy(first, s, (size_t) (dash - s));
+        first[dash - s] = '\0';
+        if (parse_port(first, &ret->first) < 0 || parse_port(dash + 1, &ret->last) < 0)
+                return -EINVAL;
+        return ret->first <= ret->last ? 0 : -ERANGE;
+}
+
+static int validate_udp(struct validator *v, struct config *cfg) {
+        const char *key = "udp_deny_source_ports";
+        cfg_opt_t *opt = cfg_getopt(v->cfg, key);
+        unsigned n = cfg_size(v->cfg, key);
+        const struct cval *c;
+        int r;
+
+        r = validate_addresses(v, "listen_udp", &cfg->listen_udp, &cfg->n_listen_udp);
+        if (r < 0)
+                return r;
+
+        /* Not given: the default list. Given as { }: nothing is denied. */
+        bool given = opt && (opt->flags & CFGF_MODIFIED);
+        size_t want = given ? n : ARRAY_SIZE(default_udp_deny);
+        cfg->udp_deny_source_ports = calloc(want + 1, sizeof *cfg->udp_deny_source_ports);
+        if (!cfg->udp_deny_source_ports)
+                return -ENOMEM;
+        if (!given) {
+                memcpy(cfg->udp_deny_source_ports, default_udp_deny, sizeof default_udp_deny);
+                cfg->n_udp_deny_source_ports = want;
+        }
+        for (unsigned i = 0; given && i < n; i++) {
+                struct port_range pr;
+
+                c = cfg_getnptr(v->cfg, key, i);
+                if (empty_value(v, c, key))
+                        continue;
+                r = parse_port_range(c->text, &pr);
+                if (r == -ERANGE)
+                        verr(v, c->line, key, "range '%s' ends before it starts", c->text);
+                else if (r < 0)
+                        verr(v, c->line, key, "invalid port or range '%s': expected PORT or FIRST-LAST, from 0 to 65535 (e.g. \"0-1023\", \"11211\")",
+                             c->text);
+                else
+                        cfg->udp_deny_source_ports[cfg->n_udp_deny_source_ports++] = pr;
+        }
+
+        get_uint(v, "udp_rate_limit_per_source", 100, 0, 10000000, "off", &cfg->udp_rate_limit_per_source);
+        get_uint(v, "udp_rate_limit_per_source_burst", 200, 1, 10000000, NULL, &cfg->udp_rate_limit_per_source_burst);
+        get_uint(v, "udp_rate_limit", 10000, 0, 10000000, "off", &cfg->udp_rate_limit);
+        get_uint(v, "udp_rate_limit_burst", 20000, 1, 10000000, NULL, &cfg->udp_rate_limit_burst);
+        cfg->udp_max_bytes_per_second = UINT64_C(10) * 1024 * 1024;
+        c = get(v, "udp_max_bytes_per_second");
+        if (c && !empty_value(v, c, "udp_max_bytes_per_second") && parse_size(c->text, &cfg->udp_max_bytes_per_second) < 0)
+                verr(v, c->line, "udp_max_bytes_per_second", "invalid size '%s': expected bytes, optionally with K, M, G or T (0 = unlimited)",
+                     c->text);
         return 0;
 }
 
@@ -508,7 +603,7 @@ static int validate(struct validator *v, struct config *cfg) {
                 verr(v, c->line, "metrics_file", "'%s' does not end in .prom, the only files node-exporter's textfile collector reads",
                      cfg->metrics_file);
         get_duration(v, "metrics_interval", 15 * USEC_PER_SEC, false, &cfg->metrics_interval_usec);
-        return 0;
+        return validate_udp(v, cfg);
 }
 
 struct config *config_free(struct config *c) {
@@ -517,6 +612,10 @@ struct config *config_free(struct config *c) {
         for (size_t i = 0; i < c->n_listen; i++)
                 free(c->listen[i].text);
         free(c->listen);
+        for (size_t i = 0; i < c->n_listen_udp; i++)
+                free(c->listen_udp[i].text);
+        free(c->listen_udp);
+        free(c->udp_deny_source_ports);
         free(c->acl);
         free(c->user);
         free(c->group);
@@ -698,4 +797,24 @@ void config_dump(const struct config *c, FILE *f) {
         dump_string(f, c->metrics_file ? c->metrics_file : "");
         fputc('\n', f);
         dump_duration(f, "metrics_interval", c->metrics_interval_usec);
+        fprintf(f, "listen_udp = {");
+        for (size_t i = 0; i < c->n_listen_udp; i++) {
+                fprintf(f, "%s ", i ? "," : "");
+                dump_string(f, c->listen_udp[i].text);
+        }
+        fprintf(f, " }\n");
+        fprintf(f, "udp_deny_source_ports = {");
+        for (size_t i = 0; i < c->n_udp_deny_source_ports; i++) {
+                const struct port_range *p = &c->udp_deny_source_ports[i];
+                if (p->first == p->last)
+                        fprintf(f, "%s \"%u\"", i ? "," : "", p->first);
+                else
+                        fprintf(f, "%s \"%u-%u\"", i ? "," : "", p->first, p->last);
+        }
+        fprintf(f, " }\n");
+        fprintf(f, "udp_rate_limit_per_source = %u\n", c->udp_rate_limit_per_source);
+        fprintf(f, "udp_rate_limit_per_source_burst = %u\n", c->udp_rate_limit_per_source_burst);
+        fprintf(f, "udp_rate_limit = %u\n", c->udp_rate_limit);
+        fprintf(f, "udp_rate_limit_burst = %u\n", c->udp_rate_limit_burst);
+        fprintf(f, "udp_max_bytes_per_second = %" PRIu64 "\n", c->udp_max_bytes_per_second);
 }

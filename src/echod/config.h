@@ -65,6 +65,22 @@ struct config {
         unsigned log_rate;                      /* connection records per second, 0 = no budget */
         unsigned log_rate_burst;
         bool log_payload;
+
+        /* UDP echo (udp.c); an empty listen_udp turns it off. */
+        struct listen_entry *listen_udp;
+        size_t n_listen_udp;
+        struct port_range *udp_deny_source_ports;
+        size_t n_udp_deny_source_ports;
+        unsigned udp_rate_limit_per_source;     /* datagrams per second, 0 = off */
+        unsigned udp_rate_limit_per_source_burst;
+        unsigned udp_rate_limit;                /* datagrams per second, 0 = off */
+        unsigned udp_rate_limit_burst;
+        uint64_t udp_max_bytes_per_second;      /* reply bytes, 0 = off */
+};
+
+/* A range of UDP source ports, first..last inclusive. */
+struct port_range {
+        uint16_t first, last;
 };
 
 /* A growing list of error lines. */

@@ -55,6 +55,48 @@ int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned 
         return 0;
 }
 
+int listener_udp_options(int fd, int family) {
+        int one = 1;
+
+        /* The address each datagram was sent to: the reply is sent from it,
+         * and broadcasts are told apart by it (see udp.c). A dual-stack
+         * socket gets IP_PKTINFO for its IPv4 datagrams too. */
+        if (family == AF_INET)
+                return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0 ? -errno : 0;
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) < 0)
+                return -errno;
+        (void) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+        return 0;
+}
+
+int listener_open_udp(struct listener *l, const struct sockaddr_any *addr, bool reuse_port) {
+        _cleanup_close_ int fd = -1;
+        int one = 1, r;
+
+        fd = socket(addr->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+                return -errno;
+        if (addr->sa.sa_family == AF_INET6) {
+                int v6only = is_any6(addr) ? 0 : 1;
+                if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)
+                        return -errno;
+        }
+        r = listener_udp_options(fd, addr->sa.sa_family);
+        if (r < 0)
+                return r;
+        if (bind(fd, &addr->sa, addr->len) < 0)
+                return -errno;
+
+        memset(l, 0, sizeof *l);
+        l->kind = LISTENER_UDP;
+        l->addr = *addr;
+        sockaddr_format(addr, l->name, sizeof l->name);
+        l->fd = TAKE_FD(fd);
+        return 0;
+}
+
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd) {
         _cleanup_free_ struct listener *ls = NULL;
         char **names = NULL;
@@ -76,13 +118,16 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
 
                 l->fd = fd;
                 l->stored = kind >= 0;
-                /* A socket unit's FileDescriptorName= may say the kind too. */
+                /* A socket unit's FileDescriptorName= may say the kind too;
+                 * otherwise a datagram socket (ListenDatagram=) is UDP. */
                 for (int k = 0; kind < 0 && names && k < _LISTENER_KIND_MAX; k++)
                         if (strcmp(names[i], listener_kind_name((enum listener_kind) k)) == 0)
                                 kind = k;
+                if (kind < 0 && sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) > 0)
+                        kind = LISTENER_UDP;
                 l->kind = kind >= 0 ? (enum listener_kind) kind : LISTENER_TCP;
                 if (l->kind == LISTENER_UDP)
-                        r = sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1);
+                        r = sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0);
                 else
                         r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
                 if (r == 0)
@@ -98,6 +143,10 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
                 l->addr.len = sizeof l->addr.storage;
                 if (getsockname(fd, &l->addr.sa, &l->addr.len) < 0)
                         l->addr.len = 0;
+                if (l->kind == LISTENER_UDP && (r = listener_udp_options(fd, l->addr.sa.sa_family)) < 0) {
+                        *ret_bad_fd = fd;
+                        break;
+                }
                 sockaddr_format(&l->addr, l->name, sizeof l->name);
         }
         for (int i = 0; names && i < n; i++)
@@ -157,14 +206,14 @@ static int setup_own(struct listener *l, enum listener_kind kind, const struct s
                 log_info("listening on %s (kept open across the restart)", l->name);
                 return 0;
         }
-        r = listener_open(l, addr, backlog, reuse_port);
+        r = kind == LISTENER_UDP ? listener_open_udp(l, addr, reuse_port) : listener_open(l, addr, backlog, reuse_port);
         if (r < 0)
-                return log_error_errno(r, "cannot listen on %s: %m", text);
+                return log_error_errno(r, "cannot listen on %s%s: %m", kind == LISTENER_UDP ? "UDP " : "", text);
         r = fdstore_add(l);
         if (r < 0)
                 log_warning_errno(r, "cannot hand listener %s to systemd's fd store (%m): a restart will refuse "
                                   "connections to it until echod listens again", l->name);
-        log_info("listening on %s", l->name);
+        log_info("listening on %s%s", kind == LISTENER_UDP ? "UDP " : "", l->name);
         return 0;
 }
 
@@ -177,7 +226,8 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
         *ret_n = 0;
         r = listeners_from_systemd(&passed, &n_passed, &bad_fd);
         if (r == -EBADMSG)
-                return log_error_errno(EINVAL, "descriptor %d passed by systemd is not a listening socket of its kind; refusing to start", bad_fd);
+                return log_error_errno(EINVAL, "descriptor %d passed by systemd is not a socket of its kind (a listening "
+                                       "stream socket, or an IP datagram socket for UDP); refusing to start", bad_fd);
         if (r < 0)
                 return log_error_errno(r, "cannot use the sockets passed by systemd: %m");
         for (size_t i = 0; i < n_passed; i++)
@@ -194,20 +244,26 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
                         if (!passed[i].stored) {
                                 (*ret)[(*ret_n)++] = passed[i];
                                 passed[i].fd = -1;
-                                log_info("using socket %s passed by systemd", passed[i].name);
+                                log_info("using %ssocket %s passed by systemd",
+                                         passed[i].kind == LISTENER_UDP ? "UDP " : "", passed[i].name);
                         }
                 drop_stored(passed, n_passed, "socket activated");
                 log_info("socket activated: the 'listen' setting in %s is ignored", c->path);
+                if (c->n_listen_udp > 0)
+                        log_info("socket activated: the 'listen_udp' setting in %s is ignored", c->path);
                 return 0;
         }
 
-        *ret = calloc(c->n_listen ? c->n_listen : 1, sizeof **ret);
+        *ret = calloc(c->n_listen + c->n_listen_udp + 1, sizeof **ret);
         if (!*ret) {
                 close_passed(passed, n_passed);
                 return log_error_errno(ENOMEM, "out of memory");
         }
-        for (size_t i = 0; i < c->n_listen; i++) {
-                r = setup_own(&(*ret)[i], LISTENER_TCP, &c->listen[i].addr, c->listen[i].text, c->backlog,
+        for (size_t i = 0; i < c->n_listen + c->n_listen_udp; i++) {
+                bool udp = i >= c->n_listen;
+                const struct listen_entry *e = udp ? &c->listen_udp[i - c->n_listen] : &c->listen[i];
+
+                r = setup_own(&(*ret)[i], udp ? LISTENER_UDP : LISTENER_TCP, &e->addr, e->text, c->backlog,
                               c->reuse_port, passed, n_passed);
                 if (r < 0) {
                         /* Not removed from the store: Restart= may bring

@@ -35,10 +35,17 @@ struct listener {
  * Returns 0 or -errno. */
 int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog, bool reuse_port);
 
+/* A UDP listener bound to addr, non-blocking, CLOEXEC, with the pktinfo
+ * options udp.c needs (listener_udp_options()); with reuse_port,
+ * SO_REUSEPORT. Returns 0 or -errno. */
+int listener_open_udp(struct listener *l, const struct sockaddr_any *addr, bool reuse_port);
+int listener_udp_options(int fd, int family);
+
 /* Takes the sockets systemd passed: a socket unit's, or echod's own from
  * the fd store (those have l->stored set and the kind their name says).
- * Returns how many (0 = none), -EBADMSG when one is not a socket of its
- * kind (*ret_bad_fd says which), or -errno. */
+ * Returns how many (0 = none), -EBADMSG when one is neither a listening
+ * stream socket nor an internet datagram socket (a UDP listener)
+ * (*ret_bad_fd says which), or -errno. */
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd);
 
 void listener_close(struct listener *l);

@@ -43,6 +43,8 @@ int master_watch_listeners(struct master *m, bool on) {
                 return 0;
         for (size_t i = 0; i < m->n_listeners; i++) {
                 struct epoll_event ev = { .events = EPOLLIN, .data.u64 = i };
+                if (m->listeners[i].kind == LISTENER_UDP)
+                        continue;       /* the UDP worker's */
                 if (epoll_ctl(m->epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, m->listeners[i].fd, &ev) < 0)
                         return -errno;
         }
@@ -73,6 +75,7 @@ static void begin_stop(struct master *m, int sig, uint64_t now) {
                                sig == SIGINT ? "SIGINT" : "SIGTERM", master_active(m),
                                master_active(m) == 1 ? "" : "s", d));
         (void) master_watch_listeners(m, false);
+        udp_stop(m);
         for (size_t i = 0; i < m->n_listeners; i++)
                 listener_close(&m->listeners[i]);
         m->n_listeners = 0;
@@ -148,6 +151,8 @@ static uint64_t next_deadline(const struct master *m) {
                 deadline = m->next_sweep;
         if (metrics_next(m) < deadline)
                 deadline = metrics_next(m);
+        if (udp_next_deadline(m) < deadline)
+                deadline = udp_next_deadline(m);
         return deadline;
 }
 
@@ -198,6 +203,7 @@ static void run_timers(struct master *m, uint64_t now) {
         }
         if (now >= metrics_next(m))
                 metrics_write(m, now);
+        udp_run_timers(m, now);
 }
 
 static int event_loop(struct master *m) {
@@ -293,6 +299,8 @@ static int setup(struct master *m) {
 
         r = children_init(m);
         if (r >= 0)
+                r = udp_init(m);
+        if (r >= 0)
                 r = sources_init(&m->sources, m->cfg->max_sources, m->cfg->source_prefix_v4, m->cfg->source_prefix_v6);
         if (r < 0)
                 return log_error_errno(r, "out of memory");
@@ -356,7 +364,8 @@ static void log_started(const struct master *m) {
         char listeners[512] = "";
 
         for (size_t i = 0, off = 0; i < m->n_listeners && off < sizeof listeners; i++)
-                off += (size_t) snprintf(listeners + off, sizeof listeners - off, "%s%s", i ? " " : "", m->listeners[i].name);
+                off += (size_t) snprintf(listeners + off, sizeof listeners - off, "%s%s%s", i ? " " : "",
+                                         m->listeners[i].kind == LISTENER_UDP ? "udp:" : "", m->listeners[i].name);
         log_struct(LOG_NOTICE, LOG_MESSAGE_ID(ECHOD_MID_STARTED),
                    "LISTEN=%s", listeners,
                    LOG_MESSAGE("echod " ECHOD_VERSION " started, serving RFC 862 echo on %s", listeners));
@@ -372,6 +381,7 @@ static void master_done(struct master *m) {
                 while (children_reap(m, -1, true) > 0)
                         ;
         }
+        udp_done(m);
         free(m->listeners);
         children_done(m);
         sources_done(&m->sources);
@@ -420,6 +430,8 @@ int master_run(struct config *cfg, const struct master_args *args) {
         log_started(&m);
         /* As the user that serves, so that every later write can replace it. */
         metrics_write(&m, now_usec(CLOCK_MONOTONIC));
+        udp_warn_config(&m, cfg);
+        udp_start(&m, now_usec(CLOCK_MONOTONIC));
         status_send(&m, now_usec(CLOCK_MONOTONIC));
         if (args->upgrade)
                 (void) notify_send("MAINPID=%d", (int) getpid());
@@ -430,6 +442,7 @@ int master_run(struct config *cfg, const struct master_args *args) {
 
         r = event_loop(&m);
         status_flush_summary(&m, now_usec(CLOCK_MONOTONIC), true);
+        udp_summary(&m, now_usec(CLOCK_MONOTONIC), true);
         if (r >= 0) {
                 metrics_write(&m, now_usec(CLOCK_MONOTONIC));
                 log_struct(LOG_NOTICE, LOG_MESSAGE_ID(ECHOD_MID_STOPPED),

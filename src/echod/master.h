@@ -19,6 +19,7 @@
 #include "log.h"
 #include "sources.h"
 #include "upgrade.h"
+#include "udp.h"
 #include "worker.h"
 
 struct master_args {
@@ -84,6 +85,8 @@ struct master {
         uint64_t start_realtime;        /* CLOCK_REALTIME at start, for echod_start_time_seconds */
         uint64_t metrics_due;
         struct log_ratelimit metrics_rl;
+
+        struct udp_worker udp;          /* the UDP worker, not a connection (udp.c) */
 
         bool stopping;
         uint64_t stop_deadline;

@@ -17,14 +17,22 @@ static bool same_string(const char *a, const char *b) {
         return (a == NULL) == (b == NULL) && (!a || strcmp(a, b) == 0);
 }
 
+/* The i-th listener c wants: its `listen` entries, then its `listen_udp` ones. */
+static const struct listen_entry *wanted(const struct config *c, size_t i, enum listener_kind *ret_kind) {
+        *ret_kind = i < c->n_listen ? LISTENER_TCP : LISTENER_UDP;
+        return i < c->n_listen ? &c->listen[i] : &c->listen_udp[i - c->n_listen];
+}
+
 /* Opens what is new, keeps what is unchanged (its backlog is never lost),
  * closes what is gone. All or nothing: on failure the old set stays and
  * err says why. */
 static int apply_listeners(struct master *m, const struct config *c, char *err, size_t errsize,
-                           size_t *ret_added, size_t *ret_removed) {
-        _cleanup_free_ struct listener *ls = calloc(c->n_listen ? c->n_listen : 1, sizeof *ls);
+                           size_t *ret_added, size_t *ret_removed, bool *ret_udp_changed) {
+        size_t n_wanted = c->n_listen + c->n_listen_udp;
+        _cleanup_free_ struct listener *ls = calloc(n_wanted ? n_wanted : 1, sizeof *ls);
         _cleanup_free_ bool *kept = calloc(m->n_listeners + 1, sizeof *kept);
-        _cleanup_free_ bool *opened = calloc(c->n_listen + 1, sizeof *opened);
+        _cleanup_free_ bool *opened = calloc(n_wanted + 1, sizeof *opened);
+        bool udp_changed = false;
         bool was_watching = m->watching;
         size_t added = 0, removed = 0;
         int r;
@@ -33,22 +41,25 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                 snprintf(err, errsize, "out of memory");
                 return -ENOMEM;
         }
-        for (size_t i = 0; i < c->n_listen; i++) {
+        for (size_t i = 0; i < n_wanted; i++) {
+                enum listener_kind kind;
+                const struct listen_entry *e = wanted(c, i, &kind);
                 size_t j;
                 for (j = 0; j < m->n_listeners; j++)
-                        if (!kept[j] && sockaddr_equal(&m->listeners[j].addr, &c->listen[i].addr))
+                        if (!kept[j] && m->listeners[j].kind == kind && sockaddr_equal(&m->listeners[j].addr, &e->addr))
                                 break;
                 if (j < m->n_listeners) {
                         ls[i] = m->listeners[j];
                         kept[j] = true;
-                        if (c->backlog != m->cfg->backlog)
+                        if (kind != LISTENER_UDP && c->backlog != m->cfg->backlog)
                                 (void) listen(ls[i].fd, (int) c->backlog);
                         continue;
                 }
-                r = listener_open(&ls[i], &c->listen[i].addr, c->backlog, c->reuse_port);
+                r = kind == LISTENER_UDP ? listener_open_udp(&ls[i], &e->addr, c->reuse_port)
+                                         : listener_open(&ls[i], &e->addr, c->backlog, c->reuse_port);
                 if (r < 0) {
                         errno = -r;
-                        snprintf(err, errsize, "cannot listen on %s: %m", c->listen[i].text);
+                        snprintf(err, errsize, "cannot listen on %s%s: %m", kind == LISTENER_UDP ? "UDP " : "", e->text);
                         for (size_t k = 0; k < i; k++)
                                 if (opened[k])
                                         listener_close(&ls[k]);
@@ -56,19 +67,24 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                 }
                 opened[i] = true;
                 added++;
+                udp_changed |= kind == LISTENER_UDP;
         }
 
         (void) master_watch_listeners(m, false);
         for (size_t j = 0; j < m->n_listeners; j++)
                 if (!kept[j]) {
                         (void) fdstore_remove(&m->listeners[j]);
+                        udp_changed |= m->listeners[j].kind == LISTENER_UDP;
                         listener_close(&m->listeners[j]);
                         removed++;
                 }
+        /* The worker serves the old set, descriptors it holds: it goes first. */
+        if (udp_changed)
+                udp_stop(m);
         free(m->listeners);
         m->listeners = TAKE_PTR(ls);
-        m->n_listeners = c->n_listen;
-        for (size_t i = 0; i < c->n_listen; i++)
+        m->n_listeners = n_wanted;
+        for (size_t i = 0; i < n_wanted; i++)
                 if (opened[i] && fdstore_add(&m->listeners[i]) < 0)
                         log_warning("cannot hand listener %s to systemd's fd store: a restart will refuse "
                                     "connections to it until echod listens again", m->listeners[i].name);
@@ -76,6 +92,7 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                 (void) master_watch_listeners(m, true);
         *ret_added = added;
         *ret_removed = removed;
+        *ret_udp_changed = udp_changed;
         return 0;
 }
 
@@ -83,6 +100,7 @@ void master_reload(struct master *m) {
         _cleanup_config_ struct config *c = NULL;
         struct strv errors = {};
         size_t added = 0, removed = 0;
+        bool udp_changed = false;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         const char *path = m->args->config_path;
         char err[512];
@@ -102,7 +120,7 @@ void master_reload(struct master *m) {
         }
 
         if (!m->socket_activated) {
-                r = apply_listeners(m, c, err, sizeof err, &added, &removed);
+                r = apply_listeners(m, c, err, sizeof err, &added, &removed, &udp_changed);
                 if (r < 0) {
                         log_struct(LOG_ERR, LOG_MESSAGE_ID(ECHOD_MID_RELOAD_FAILED),
                                    LOG_MESSAGE("reload failed: %s; still serving with the previous configuration", err));
@@ -119,8 +137,11 @@ void master_reload(struct master *m) {
                 log_warning("reuse_port = %s applies to listeners bound from now on; those already open keep "
                             "theirs until echod is restarted", c->reuse_port ? "true" : "false");
 
+        udp_changed |= udp_config_changed(m->cfg, c);
+        udp_warn_config(m, c);
         config_free(m->cfg);
         m->cfg = TAKE_PTR(c);
+        udp_reloaded(m, udp_changed, now);
         if (m->args->log_level_override < 0)
                 log_set_level(m->cfg->log_level);
         m->reload_failed = false;

@@ -34,12 +34,13 @@ static void format_refused(const struct master *m, char *buf, size_t size) {
 }
 
 void status_send(struct master *m, uint64_t now) {
-        char refused[256];
+        char refused[256], udp[160];
 
         format_refused(m, refused, sizeof refused);
-        (void) notify_send("STATUS=%s%u active, %" PRIu64 " served, %s",
+        udp_format_status(m, udp, sizeof udp);
+        (void) notify_send("STATUS=%s%u active, %" PRIu64 " served, %s%s",
                           m->reload_failed ? "Reload failed, old configuration in use; " : "",
-                          master_active(m), m->served, refused);
+                          master_active(m), m->served, refused, udp);
         m->status_sent = now;
         m->status_dirty = false;
 }
@@ -68,11 +69,15 @@ static void format_top_sources(const struct master *m, char *buf, size_t size) {
 }
 
 void status_log(struct master *m) {
-        char top[512], refused[256];
+        char top[512], refused[256], udp[160];
         const uint64_t *n = m->refused;
+        struct udp_stats u = {};
 
         format_top_sources(m, top, sizeof top);
         format_refused(m, refused, sizeof refused);
+        udp_format_status(m, udp, sizeof udp);
+        if (m->udp.stats)
+                udp_stats_read(m, &u);
         log_struct(LOG_NOTICE | LOG_FORCE,
                    LOG_MESSAGE_ID(ECHOD_MID_STATUS),
                    "ACTIVE=%u", master_active(m),
@@ -90,8 +95,22 @@ void status_log(struct master *m) {
                    "LOG_DROPPED=%" PRIu64, log_dropped(),
                    "LOG_QUEUED=%zu", log_journal_queued(),
                    "REPORTS_IGNORED=%" PRIu64, m->reports_ignored,
-                   LOG_MESSAGE("status: %u active, %" PRIu64 " served, %s, %" PRIu64 " workers failed; top sources: %s",
-                               master_active(m), m->served, refused, m->failed, top[0] ? top : "none"));
+                   "UDP_RECEIVED=%" PRIu64, u.received,
+                   "UDP_ECHOED=%" PRIu64, u.echoed,
+                   "UDP_BYTES_ECHOED=%" PRIu64, u.bytes_echoed,
+                   "UDP_SEND_FAILED=%" PRIu64, u.send_failed,
+                   "UDP_DROPPED_TRUNCATED=%" PRIu64, u.dropped[UDP_DROP_TRUNCATED],
+                   "UDP_DROPPED_DESTINATION=%" PRIu64, u.dropped[UDP_DROP_DESTINATION],
+                   "UDP_DROPPED_SOURCE_ADDRESS=%" PRIu64, u.dropped[UDP_DROP_SOURCE_ADDRESS],
+                   "UDP_DROPPED_SOURCE_PORT=%" PRIu64, u.dropped[UDP_DROP_SOURCE_PORT],
+                   "UDP_DROPPED_ACCESS=%" PRIu64, u.dropped[UDP_DROP_ACCESS],
+                   "UDP_DROPPED_SOURCES_FULL=%" PRIu64, u.dropped[UDP_DROP_SOURCES],
+                   "UDP_DROPPED_PER_SOURCE_RATE=%" PRIu64, u.dropped[UDP_DROP_RATE_PER_SOURCE],
+                   "UDP_DROPPED_RATE=%" PRIu64, u.dropped[UDP_DROP_RATE],
+                   "UDP_DROPPED_BYTES=%" PRIu64, u.dropped[UDP_DROP_BYTES],
+                   "UDP_WORKER_RESTARTS=%" PRIu64, m->udp.restarts,
+                   LOG_MESSAGE("status: %u active, %" PRIu64 " served, %s, %" PRIu64 " workers failed; top sources: %s%s",
+                               master_active(m), m->served, refused, m->failed, top[0] ? top : "none", udp));
 }
 
 void status_refused(struct master *m, const struct sockaddr_any *peer, const struct listener *l,

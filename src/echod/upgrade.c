@@ -566,7 +566,12 @@ void master_upgrade(struct master *m) {
                    LOG_MESSAGE("received SIGUSR2: upgrading in place to %s, handing over %u running connection%s "
                                "and %zu listener%s", exe, master_active(m), master_active(m) == 1 ? "" : "s",
                                m->n_listeners, m->n_listeners == 1 ? "" : "s"));
+        /* The UDP worker is not handed over: the new image starts its own on
+         * the same sockets, where datagrams wait meanwhile. */
+        udp_summary(m, now, true);
+        udp_stop(m);
         r = exec_new_image(m, exe, memfd);
+        udp_start(m, now_usec(CLOCK_MONOTONIC));
         errno = -r;
         snprintf(err, sizeof err, "cannot execute %s: %m", exe);
         upgrade_failed(m, err);

@@ -11,8 +11,8 @@ import tempfile
 import threading
 import time
 
-from echodtest import (ECHOD, EchodTestCase, connect, echo, is_refused, main, read_exactly, shim,
-                       wait_until)
+from echodtest import (ECHOD, EchodTestCase, cmdline, connect, echo, free_port, is_refused, main, read_exactly,
+                       shim, wait_until)
 
 MID_CLOSE = "b8891436a2ba4f56b2ec6232e48a8db5"
 MID_STOPPED = "c2bce8a5bcfc41a98fcb139594e895b6"
@@ -145,6 +145,28 @@ class UpgradeTest(EchodTestCase):
         self.assertIsNone(d.proc.poll())
         s.round_trip(1000)
         self.assertEqual(echo(d.port, b"old image"), b"old image")
+
+    def test_udp_is_served_by_one_new_udp_worker(self):
+        uport = free_port(socket.AF_INET, "127.0.0.1")
+        d = self.echod('listen_udp = { "127.0.0.1:%d" }\nudp_deny_source_ports = { "0-1023" }\n' % uport)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(u.close)
+        u.settimeout(10)
+
+        def udp_workers():
+            return [p for p in d.workers() if cmdline(p).startswith("echod: udp")]
+        old = wait_until(lambda: udp_workers() or None, what="the UDP worker")
+        u.sendto(b"before", ("127.0.0.1", uport))
+        self.assertEqual(u.recv(100), b"before")
+        self.upgrade(d)
+        d.wait_log(r"upgraded in place to echod")
+        # The old image's worker is gone, the new image's serves: one, not two.
+        new = wait_until(lambda: (lambda w: w if len(w) == 1 and w != old else None)(udp_workers()),
+                         what="one new UDP worker")
+        self.assertNotEqual(new, old)
+        u.sendto(b"after", ("127.0.0.1", uport))
+        self.assertEqual(u.recv(100), b"after")
+        self.assertEqual(d.stop(), 0)
 
     def test_failed_execve_leaves_the_old_image_serving(self):
         tmp = tempfile.mkdtemp(prefix="echod-test-")

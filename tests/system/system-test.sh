@@ -718,6 +718,32 @@ echo_ok 127.0.0.1 "$PORT"
 ok "reload under socket activation"
 ct 10 cp /root/echod.conf.orig "$CONF"
 
+# ---------------------------------------------------------------- 5a: UDP (issue 12)
+
+step "step 5a: UDP echo through a drop-in adding ListenDatagram=$PORT to echod.socket"
+# The drop-in README and echod(8) document.
+ct_sh 10 "mkdir -p /etc/systemd/system/echod.socket.d &&
+        printf '[Socket]\nListenDatagram=$PORT\nPassPacketInfo=yes\n' > /etc/systemd/system/echod.socket.d/udp.conf"
+ct 60 systemctl stop echod.service echod.socket 2>&1 | sed 's/^/    /'
+ct 60 systemctl daemon-reload
+ct 60 systemctl start echod.socket || fail "echod.socket does not start with ListenDatagram=$PORT"
+# The first datagram starts echod.service and waits in the socket for it.
+out=$(ct_sh 60 "printf 'udp one\nudp two\n' | echoc -u --timeout 5 ::1 $PORT") ||
+        fail "echoc -u ::1 $PORT inside the container: no echo"
+[[ $out == $'udp one\nudp two' ]] || fail "echoc -u ::1 $PORT printed '$out'"
+ok "echoc -u ::1 $PORT: both datagrams came back"
+out=$(ct_sh 30 "echo udp v4 | echoc -u -4 127.0.0.1 $PORT") && [[ $out == "udp v4" ]] ||
+        fail "echoc -u -4 127.0.0.1 $PORT: no echo"
+ok "echoc -u -4 127.0.0.1 $PORT"
+poll 20 "a UDP worker process" ct_sh 10 "grep -l '^echod: udp' /proc/[0-9]*/cmdline"
+ok "one UDP worker serves the passed datagram socket"
+echo_ok 127.0.0.1 "$PORT"
+ok "TCP still served by the same echod"
+ct 60 systemctl stop echod.service echod.socket 2>&1 | sed 's/^/    /'
+ct 10 rm -f /etc/systemd/system/echod.socket.d/udp.conf
+ct 60 systemctl daemon-reload
+ct 60 systemctl start echod.socket
+
 step "step 5b: the per-connection variant, echod-inetd.socket"
 ct 60 systemctl stop echod.service 2>&1 | sed 's/^/    /'
 ct 60 systemctl start echod-inetd.socket

@@ -94,6 +94,19 @@ static void assert_config_equal(const struct config *a, const struct config *b) 
         ck_assert_int_eq(a->log_payload, b->log_payload);
         ck_assert(str_equal(a->metrics_file, b->metrics_file));
         ck_assert_uint_eq(a->metrics_interval_usec, b->metrics_interval_usec);
+        ck_assert_uint_eq(a->n_listen_udp, b->n_listen_udp);
+        for (size_t i = 0; i < a->n_listen_udp; i++)
+                ck_assert(sockaddr_equal(&a->listen_udp[i].addr, &b->listen_udp[i].addr));
+        ck_assert_uint_eq(a->n_udp_deny_source_ports, b->n_udp_deny_source_ports);
+        for (size_t i = 0; i < a->n_udp_deny_source_ports; i++) {
+                ck_assert_uint_eq(a->udp_deny_source_ports[i].first, b->udp_deny_source_ports[i].first);
+                ck_assert_uint_eq(a->udp_deny_source_ports[i].last, b->udp_deny_source_ports[i].last);
+        }
+        ck_assert_uint_eq(a->udp_rate_limit_per_source, b->udp_rate_limit_per_source);
+        ck_assert_uint_eq(a->udp_rate_limit_per_source_burst, b->udp_rate_limit_per_source_burst);
+        ck_assert_uint_eq(a->udp_rate_limit, b->udp_rate_limit);
+        ck_assert_uint_eq(a->udp_rate_limit_burst, b->udp_rate_limit_burst);
+        ck_assert_uint_eq(a->udp_max_bytes_per_second, b->udp_max_bytes_per_second);
 }
 
 /* The defaults documented in conf/echod.conf and the issues. */
@@ -894,6 +907,104 @@ static Suite *config_suite(void) {
         return s;
 }
 
+static Suite *udp_suite(void);
+
 int main(void) {
-        return unit_run(config_suite());
+        int failed = unit_run(config_suite());
+
+        return unit_run(udp_suite()) || failed;
+}
+
+/* ---- UDP keys ---- */
+
+START_TEST(test_udp_defaults)
+{
+        struct config *c = load_ok("");
+
+        ck_assert_uint_eq(c->n_listen_udp, 0);
+        ck_assert_uint_eq(c->n_udp_deny_source_ports, 7);
+        ck_assert_uint_eq(c->udp_deny_source_ports[0].first, 0);
+        ck_assert_uint_eq(c->udp_deny_source_ports[0].last, 1023);
+        ck_assert_uint_eq(c->udp_deny_source_ports[6].first, 11211);
+        ck_assert_uint_eq(c->udp_deny_source_ports[6].last, 11211);
+        ck_assert_uint_eq(c->udp_rate_limit_per_source, 100);
+        ck_assert_uint_eq(c->udp_rate_limit_per_source_burst, 200);
+        ck_assert_uint_eq(c->udp_rate_limit, 10000);
+        ck_assert_uint_eq(c->udp_rate_limit_burst, 20000);
+        ck_assert_uint_eq(c->udp_max_bytes_per_second, 10 * 1024 * 1024);
+        config_free(c);
+}
+END_TEST
+
+START_TEST(test_udp_values)
+{
+        struct config *c = load_ok("listen_udp = { \"[::]:7\", \"127.0.0.1:7007\" }\n"
+                                   "udp_deny_source_ports = { \"7\", \"10-20\", \"65535\" }\n"
+                                   "udp_rate_limit_per_source = 0\n"
+                                   "udp_rate_limit = 5\nudp_rate_limit_burst = 1\n"
+                                   "udp_max_bytes_per_second = 1K\n");
+
+        ck_assert_uint_eq(c->n_listen_udp, 2);
+        ck_assert_str_eq(c->listen_udp[1].text, "127.0.0.1:7007");
+        ck_assert_uint_eq(c->n_udp_deny_source_ports, 3);
+        ck_assert_uint_eq(c->udp_deny_source_ports[1].first, 10);
+        ck_assert_uint_eq(c->udp_deny_source_ports[1].last, 20);
+        ck_assert_uint_eq(c->udp_deny_source_ports[2].first, 65535);
+        ck_assert_uint_eq(c->udp_rate_limit_per_source, 0);
+        ck_assert_uint_eq(c->udp_rate_limit, 5);
+        ck_assert_uint_eq(c->udp_rate_limit_burst, 1);
+        ck_assert_uint_eq(c->udp_max_bytes_per_second, 1024);
+        config_free(c);
+
+        /* An empty list denies nothing (echod warns about it). */
+        c = load_ok("udp_deny_source_ports = { }\n");
+        ck_assert_uint_eq(c->n_udp_deny_source_ports, 0);
+        config_free(c);
+}
+END_TEST
+
+START_TEST(test_udp_rejections)
+{
+        expect_error("\nlisten_udp = { \"[::]:0\" }\n", "t.conf:2: listen_udp: invalid port");
+        expect_error("listen_udp = { \"[::]:7\", \"[::]:7\" }\n", "t.conf:1: listen_udp: address '[::]:7' is listed twice");
+        expect_error("listen_udp = { \"localhost:7\" }\n", "t.conf:1: listen_udp: invalid address");
+        expect_error("\n\nudp_deny_source_ports = { \"20-10\" }\n", "t.conf:3: udp_deny_source_ports: range '20-10' ends before it starts");
+        expect_error("udp_deny_source_ports = { \"65536\" }\n", "t.conf:1: udp_deny_source_ports: invalid port or range");
+        expect_error("udp_deny_source_ports = { \"1-\" }\n", "t.conf:1: udp_deny_source_ports: invalid port or range");
+        expect_error("udp_deny_source_ports = { \"\" }\n", "t.conf:1: udp_deny_source_ports: empty value");
+        expect_error("udp_rate_limit = -1\n", "t.conf:1: udp_rate_limit: invalid value");
+        expect_error("udp_rate_limit_burst = 0\n", "t.conf:1: udp_rate_limit_burst: invalid value");
+        expect_error("udp_rate_limit_per_source_burst = 0\n", "t.conf:1: udp_rate_limit_per_source_burst: invalid value");
+        expect_error("udp_max_bytes_per_second = 10X\n", "t.conf:1: udp_max_bytes_per_second: invalid size");
+}
+END_TEST
+
+START_TEST(test_udp_dump_round_trip)
+{
+        struct config *a = load_ok("listen_udp = { \"[::1]:7\" }\nudp_deny_source_ports = { \"7\", \"100-200\" }\n"
+                                   "udp_rate_limit = 0\nudp_max_bytes_per_second = 0\n"), *b;
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        config_dump(a, f);
+        fclose(f);
+        b = load_ok(text);
+        assert_config_equal(a, b);
+        config_free(a);
+        config_free(b);
+        free(text);
+}
+END_TEST
+
+static Suite *udp_suite(void) {
+        Suite *s = suite_create("config-udp");
+        TCase *tc = tcase_create("udp");
+
+        tcase_add_test(tc, test_udp_defaults);
+        tcase_add_test(tc, test_udp_values);
+        tcase_add_test(tc, test_udp_rejections);
+        tcase_add_test(tc, test_udp_dump_round_trip);
+        suite_add_tcase(s, tc);
+        return s;
 }
