@@ -177,6 +177,10 @@ if [[ -z ${ECHOD_DEB:-} ]]; then
         command -v dpkg-buildpackage >/dev/null || need "dpkg-buildpackage not found (dpkg-dev)"
 fi
 [[ -d /sys/fs/cgroup ]] || need "no cgroup file system: systemd cannot boot in a container here"
+# The container shares the host's network, port 7 included: one system
+# test at a time on a host, whoever started it.
+exec 8>/run/echod-systest.lock
+flock -w 1800 8 || fail "another system test has held /run/echod-systest.lock for 30 minutes"
 "${CLIENT[@]}" port-free "$PORT" || need "port $PORT is in use on this host; the container shares the host's network"
 ip -6 addr show dev lo 2>/dev/null | grep -q '::1' ||
         python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null ||
