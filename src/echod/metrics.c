@@ -85,6 +85,27 @@ int metrics_format(const struct master *m, char *buf, size_t size) {
         out_printf(&o, "echod_reloads_total{result=\"ok\"} %" PRIu64 "\n", m->reloads_ok);
         out_printf(&o, "echod_reloads_total{result=\"failed\"} %" PRIu64 "\n", m->reloads_failed);
 
+        out_header(&o, "echod_upgrades_failed_total", "counter",
+                   "In-place upgrades (SIGUSR2) that left this image running (this image's count).");
+        out_printf(&o, "echod_upgrades_failed_total %" PRIu64 "\n", m->upgrades_failed);
+
+        struct udp_stats us;
+        udp_stats_read(m, &us);
+        out_header(&o, "echod_udp_datagrams_received_total", "counter", "UDP datagrams the UDP worker read.");
+        out_printf(&o, "echod_udp_datagrams_received_total %" PRIu64 "\n", us.received);
+        out_header(&o, "echod_udp_datagrams_echoed_total", "counter", "UDP datagrams echoed (the kernel took the reply).");
+        out_printf(&o, "echod_udp_datagrams_echoed_total %" PRIu64 "\n", us.echoed);
+        out_header(&o, "echod_udp_bytes_echoed_total", "counter", "Bytes of the UDP replies.");
+        out_printf(&o, "echod_udp_bytes_echoed_total %" PRIu64 "\n", us.bytes_echoed);
+        out_header(&o, "echod_udp_dropped_total", "counter",
+                   "UDP datagrams dropped without a reply, by reason (send-failed: the kernel refused the reply).");
+        for (int v = UDP_ECHO + 1; v < _UDP_VERDICT_MAX; v++)
+                out_printf(&o, "echod_udp_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
+                           udp_verdict_to_string((enum udp_verdict) v), us.dropped[v]);
+        out_printf(&o, "echod_udp_dropped_total{reason=\"send-failed\"} %" PRIu64 "\n", us.send_failed);
+        out_header(&o, "echod_udp_worker_restarts_total", "counter", "Times the UDP worker died and was started again.");
+        out_printf(&o, "echod_udp_worker_restarts_total %" PRIu64 "\n", m->udp.restarts);
+
         out_header(&o, "echod_start_time_seconds", "gauge", "When the master started, in seconds since the Unix epoch.");
         out_printf(&o, "echod_start_time_seconds %" PRIu64 ".%06" PRIu64 "\n",
                    m->start_realtime / USEC_PER_SEC, m->start_realtime % USEC_PER_SEC);

@@ -302,6 +302,10 @@ void udp_stats_read(const struct master *m, struct udp_stats *ret) {
         const uint64_t *src = (const uint64_t *) m->udp.stats;
         uint64_t *dst = (uint64_t *) ret;
 
+        if (!src) {
+                memset(ret, 0, sizeof *ret);
+                return;
+        }
         for (size_t i = 0; i < sizeof *ret / sizeof(uint64_t); i++)
                 dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -22,7 +23,9 @@ VERSION = subprocess.run([ECHOD, "--version"], capture_output=True, text=True).s
 NAMES = [
     "echod_connections_total", "echod_connections_active", "echod_bytes_echoed_total",
     "echod_refused_total", "echod_log_records_dropped_total", "echod_workers_failed_total",
-    "echod_reloads_total", "echod_start_time_seconds", "echod_build_info",
+    "echod_reloads_total", "echod_upgrades_failed_total", "echod_udp_datagrams_received_total",
+    "echod_udp_datagrams_echoed_total", "echod_udp_bytes_echoed_total", "echod_udp_dropped_total",
+    "echod_udp_worker_restarts_total", "echod_start_time_seconds", "echod_build_info",
 ]
 TYPES = {"echod_connections_active": "gauge", "echod_start_time_seconds": "gauge",
          "echod_build_info": "gauge"}
@@ -89,6 +92,26 @@ class Metrics(EchodTestCase):
         except AssertionError:
             with open(path) as f:
                 raise AssertionError("%s = %s never appeared; file:\n%s" % (key, value, f.read()))
+
+    def test_udp(self):
+        d = self.metrics_dir()
+        uport = free_port(socket.AF_INET, "127.0.0.1")
+        e, path = self.start(d, 'listen_udp = { "127.0.0.1:%d" }\n' % uport)
+        # From a port on the deny list (1900, SSDP): dropped; then three
+        # echoed, the last one's reply proving the drop came first.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bad:
+            bad.bind(("127.0.0.1", 1900))
+            bad.sendto(b"reflect me", ("127.0.0.1", uport))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(TIMEOUT)
+            for i in range(3):
+                u.sendto(b"dgram %d" % i, ("127.0.0.1", uport))
+                self.assertEqual(u.recv(100), b"dgram %d" % i)
+        s = self.wait_sample(path, ("echod_udp_datagrams_echoed_total", ""), 3)
+        self.assertEqual(s[("echod_udp_datagrams_received_total", "")], 4)
+        self.assertEqual(s[("echod_udp_bytes_echoed_total", "")], 3 * 7)
+        self.assertEqual(s[("echod_udp_dropped_total", '{reason="source-port"}')], 1)
+        self.assertEqual(s[("echod_udp_worker_restarts_total", "")], 0)
 
     def test_after_traffic(self):
         d = self.metrics_dir()
