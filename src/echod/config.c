@@ -137,6 +137,9 @@ static cfg_opt_t options[] = {
         OPT("log_payload"),
         OPT("metrics_file"),
         OPT("metrics_interval"),
+        OPT_LIST("proxy_listen"),
+        OPT_LIST("proxy_trusted"),
+        OPT("proxy_timeout"),
         CFG_END()
 };
 
@@ -349,24 +352,29 @@ static char *get_name(struct validator *v, const char *key) {
         return strdup(c->text);
 }
 
-static int validate_listen(struct validator *v, struct config *cfg) {
-        const char *key = "listen";
+/* The addresses of key into *ret, none of them also in others (n_others);
+ * def (or none, when NULL) when key is not set. */
+static int validate_listen_list(struct validator *v, const char *key, const char *def,
+                                const struct listen_entry *others, size_t n_others,
+                                struct listen_entry **ret, size_t *ret_n) {
         unsigned n = cfg_size(v->cfg, key);
 
+        if (n == 0 && !def)
+                return 0;
         if (n == 0) {
-                cfg->listen = calloc(1, sizeof *cfg->listen);
-                if (!cfg->listen)
+                *ret = calloc(1, sizeof **ret);
+                if (!*ret)
                         return -ENOMEM;
-                cfg->listen[0].text = strdup("[::]:7");
-                if (!cfg->listen[0].text)
+                (*ret)[0].text = strdup(def);
+                if (!(*ret)[0].text)
                         return -ENOMEM;
-                (void) sockaddr_parse(cfg->listen[0].text, &cfg->listen[0].addr);
-                cfg->n_listen = 1;
+                (void) sockaddr_parse((*ret)[0].text, &(*ret)[0].addr);
+                *ret_n = 1;
                 return 0;
         }
 
-        cfg->listen = calloc(n, sizeof *cfg->listen);
-        if (!cfg->listen)
+        *ret = calloc(n, sizeof **ret);
+        if (!*ret)
                 return -ENOMEM;
         for (unsigned i = 0; i < n; i++) {
                 const struct cval *c = cfg_getnptr(v->cfg, key, i);
@@ -391,18 +399,67 @@ static int validate_listen(struct validator *v, struct config *cfg) {
                         continue;
                 }
                 bool dup = false;
-                for (size_t j = 0; j < cfg->n_listen; j++)
-                        if (sockaddr_equal(&cfg->listen[j].addr, &a))
+                for (size_t j = 0; j < *ret_n; j++)
+                        if (sockaddr_equal(&(*ret)[j].addr, &a))
+                                dup = true;
+                for (size_t j = 0; j < n_others; j++)
+                        if (sockaddr_equal(&others[j].addr, &a))
                                 dup = true;
                 if (dup) {
                         verr(v, c->line, key, "address '%s' is listed twice", c->text);
                         continue;
                 }
-                cfg->listen[cfg->n_listen].text = strdup(c->text);
-                if (!cfg->listen[cfg->n_listen].text)
+                (*ret)[*ret_n].text = strdup(c->text);
+                if (!(*ret)[*ret_n].text)
                         return -ENOMEM;
-                cfg->listen[cfg->n_listen++].addr = a;
+                (*ret)[(*ret_n)++].addr = a;
         }
+        return 0;
+}
+
+static int validate_listen(struct validator *v, struct config *cfg) {
+        /* With proxy listeners only, there is no plain one by default. */
+        return validate_listen_list(v, "listen", cfg_size(v->cfg, "proxy_listen") > 0 ? NULL : "[::]:7", NULL, 0,
+                                    &cfg->listen, &cfg->n_listen);
+}
+
+/* proxy_listen, proxy_trusted (required with it) and proxy_timeout. */
+static int validate_proxy(struct validator *v, struct config *cfg) {
+        const char *key = "proxy_trusted";
+        unsigned n = cfg_size(v->cfg, key);
+        int r;
+
+        r = validate_listen_list(v, "proxy_listen", NULL, cfg->listen, cfg->n_listen,
+                                 &cfg->proxy_listen, &cfg->n_proxy_listen);
+        if (r < 0)
+                return r;
+        cfg->proxy_trusted = calloc(n + 1, sizeof *cfg->proxy_trusted);
+        if (!cfg->proxy_trusted)
+                return -ENOMEM;
+        for (unsigned i = 0; i < n; i++) {
+                const struct cval *c = cfg_getnptr(v->cfg, key, i);
+                struct netaddr net;
+
+                if (empty_value(v, c, key))
+                        continue;
+                r = netaddr_parse_cidr(c->text, &net);
+                if (r == -EADDRNOTAVAIL) {
+                        verr(v, c->line, key, "'%s' has address bits set beyond its prefix length; write the network address (e.g. 192.0.2.0/24, not 192.0.2.1/24)",
+                             c->text);
+                        continue;
+                }
+                if (r < 0) {
+                        verr(v, c->line, key, "invalid network '%s': expected ADDRESS or ADDRESS/PREFIX of the load balancers, e.g. 192.0.2.10 or 10.0.0.0/8",
+                             c->text);
+                        continue;
+                }
+                cfg->proxy_trusted[cfg->n_proxy_trusted++] = net;
+        }
+        if (cfg_size(v->cfg, "proxy_listen") > 0 && n == 0)
+                verr(v, ((const struct cval *) cfg_getnptr(v->cfg, "proxy_listen", 0))->line, "proxy_listen",
+                     "set, but proxy_trusted is empty: list the load balancers' networks there, "
+                     "only they may send a PROXY header");
+        get_duration(v, "proxy_timeout", 3 * USEC_PER_SEC, false, &cfg->proxy_timeout_usec);
         return 0;
 }
 
@@ -506,7 +563,7 @@ static int validate(struct validator *v, struct config *cfg) {
                 verr(v, c->line, "metrics_file", "'%s' does not end in .prom, the only files node-exporter's textfile collector reads",
                      cfg->metrics_file);
         get_duration(v, "metrics_interval", 15 * USEC_PER_SEC, false, &cfg->metrics_interval_usec);
-        return 0;
+        return validate_proxy(v, cfg);
 }
 
 struct config *config_free(struct config *c) {
@@ -515,6 +572,10 @@ struct config *config_free(struct config *c) {
         for (size_t i = 0; i < c->n_listen; i++)
                 free(c->listen[i].text);
         free(c->listen);
+        for (size_t i = 0; i < c->n_proxy_listen; i++)
+                free(c->proxy_listen[i].text);
+        free(c->proxy_listen);
+        free(c->proxy_trusted);
         free(c->acl);
         free(c->user);
         free(c->group);
@@ -695,4 +756,17 @@ void config_dump(const struct config *c, FILE *f) {
         dump_string(f, c->metrics_file ? c->metrics_file : "");
         fputc('\n', f);
         dump_duration(f, "metrics_interval", c->metrics_interval_usec);
+        fprintf(f, "proxy_listen = {");
+        for (size_t i = 0; i < c->n_proxy_listen; i++) {
+                fprintf(f, "%s ", i ? "," : "");
+                dump_string(f, c->proxy_listen[i].text);
+        }
+        fprintf(f, " }\nproxy_trusted = {");
+        for (size_t i = 0; i < c->n_proxy_trusted; i++) {
+                char buf[64];
+                netaddr_format(&c->proxy_trusted[i], buf, sizeof buf);
+                fprintf(f, "%s \"%s\"", i ? "," : "", buf);
+        }
+        fprintf(f, " }\n");
+        dump_duration(f, "proxy_timeout", c->proxy_timeout_usec);
 }

@@ -64,6 +64,12 @@ struct config {
         unsigned log_rate;                      /* connection records per second, 0 = no budget */
         unsigned log_rate_burst;
         bool log_payload;
+
+        struct listen_entry *proxy_listen;      /* every connection begins with a PROXY header */
+        size_t n_proxy_listen;
+        struct netaddr *proxy_trusted;          /* the balancers allowed to send one */
+        size_t n_proxy_trusted;
+        uint64_t proxy_timeout_usec;            /* for the whole header */
 };
 
 /* A growing list of error lines. */

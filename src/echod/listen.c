@@ -15,6 +15,13 @@ static bool is_any6(const struct sockaddr_any *a) {
         return a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
 }
 
+static void strv_freep(char ***p) {
+        if (*p)
+                for (char **s = *p; *s; s++)
+                        free(*s);
+        free(*p);
+}
+
 const char *listener_kind_name(enum listener_kind k) {
         static const char *const names[_LISTENER_KIND_MAX] = {
                 [LISTENER_TCP] = "tcp",
@@ -53,10 +60,11 @@ int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned 
 }
 
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd) {
+        _cleanup_(strv_freep) char **names = NULL;
         struct listener *ls;
         int n, r;
 
-        n = sd_listen_fds(1);
+        n = sd_listen_fds_with_names(1, &names);
         if (n <= 0) {
                 *ret = NULL;
                 *ret_n = 0;
@@ -84,7 +92,9 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
                         return r;
                 }
                 l->fd = fd;
-                l->kind = LISTENER_TCP;
+                /* FileDescriptorName=proxy: connections begin with a PROXY header. */
+                l->kind = names && names[i] && strcmp(names[i], listener_kind_name(LISTENER_PROXY)) == 0 ?
+                        LISTENER_PROXY : LISTENER_TCP;
                 l->addr.len = sizeof l->addr.storage;
                 if (getsockname(fd, &l->addr.sa, &l->addr.len) < 0)
                         l->addr.len = 0;
@@ -111,12 +121,13 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
         if (r > 0) {
                 *ret_activated = true;
                 for (size_t i = 0; i < *ret_n; i++)
-                        log_info("using socket %s passed by systemd", (*ret)[i].name);
+                        log_info("using socket %s passed by systemd%s", (*ret)[i].name,
+                                 (*ret)[i].kind == LISTENER_PROXY ? " (PROXY protocol)" : "");
                 log_info("socket activated: the 'listen' setting in %s is ignored", c->path);
                 return 0;
         }
 
-        *ret = calloc(c->n_listen, sizeof **ret);
+        *ret = calloc(c->n_listen + c->n_proxy_listen + 1, sizeof **ret);
         if (!*ret)
                 return log_error_errno(ENOMEM, "out of memory");
         for (size_t i = 0; i < c->n_listen; i++) {
@@ -125,6 +136,15 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
                         return log_error_errno(r, "cannot listen on %s: %m", c->listen[i].text);
                 *ret_n = i + 1;
                 log_info("listening on %s", (*ret)[i].name);
+        }
+        for (size_t i = 0; i < c->n_proxy_listen; i++) {
+                struct listener *l = &(*ret)[*ret_n];
+                r = listener_open(l, &c->proxy_listen[i].addr, c->backlog);
+                if (r < 0)
+                        return log_error_errno(r, "cannot listen on %s: %m", c->proxy_listen[i].text);
+                l->kind = LISTENER_PROXY;
+                (*ret_n)++;
+                log_info("listening on %s for connections behind a PROXY header", l->name);
         }
         return 0;
 }

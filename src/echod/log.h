@@ -115,6 +115,8 @@ struct conn_record {
         bool bytes_known;               /* the worker reported them */
         uint64_t bytes;
         uint64_t duration_usec;
+        const char *proxy_host;         /* PROXY_ADDR: the balancer, NULL = none */
+        uint16_t proxy_port;
 };
 
 /* Writes r: the MESSAGE_ID and fields of ECHOD_MID_CONN_OPEN or

@@ -72,6 +72,7 @@ static void begin_stop(struct master *m, int sig, uint64_t now) {
         for (size_t i = 0; i < m->n_listeners; i++)
                 listener_close(&m->listeners[i]);
         m->n_listeners = 0;
+        proxy_close_all(m);
         children_signal(m, SIGTERM);
         m->stop_deadline = now + m->cfg->shutdown_timeout_usec;
 }
@@ -140,6 +141,8 @@ static uint64_t next_deadline(const struct master *m) {
                 deadline = m->next_sweep;
         if (metrics_next(m) < deadline)
                 deadline = metrics_next(m);
+        if (proxy_next_deadline(m) < deadline)
+                deadline = proxy_next_deadline(m);
         return deadline;
 }
 
@@ -162,6 +165,7 @@ static void run_timers(struct master *m, uint64_t now) {
         if (m->status_dirty && now >= m->status_sent + USEC_PER_SEC)
                 status_send(m, now);
         status_flush_refusals(m, now);
+        proxy_timers(m, now);
         check_stop_deadline(m, now);
         if (master_active(m) > 0 && now >= m->next_sweep) {
                 children_sweep(m);
@@ -199,6 +203,9 @@ static int event_loop(struct master *m) {
                                         return log_error_errno(r, "cannot read signals: %m");
                                 changed = r > 0;
                         }
+                for (int i = 0; i < n; i++)
+                        if (PROXY_TAG_IS(ev[i].data.u64))
+                                proxy_event(m, ev[i].data.u64, ev[i].events);
                 /* A reload or stop may have replaced the listeners these events name. */
                 for (int i = 0; i < n && !changed && m->watching; i++)
                         if (ev[i].data.u64 < m->n_listeners)
@@ -339,6 +346,8 @@ static void master_done(struct master *m) {
                 while (children_reap(m, -1, true) > 0)
                         ;
         }
+        proxy_close_all(m);
+        proxy_table_done(&m->proxy);
         free(m->listeners);
         children_done(m);
         sources_done(&m->sources);

@@ -17,6 +17,7 @@
 #include "htab.h"
 #include "listen.h"
 #include "log.h"
+#include "proxy-accept.h"
 #include "sources.h"
 #include "worker.h"
 
@@ -82,14 +83,17 @@ struct master {
         uint64_t metrics_due;
         struct log_ratelimit metrics_rl;
 
+        struct proxy_table proxy;       /* connections waiting for their PROXY header */
+
         bool stopping;
         uint64_t stop_deadline;
         bool killed;
         int ready_fd;                   /* daemon readiness pipe until reported */
 };
 
+/* Workers, and connections waiting for their PROXY header. */
 static inline unsigned master_active(const struct master *m) {
-        return (unsigned) m->children.len;
+        return (unsigned) m->children.len + m->proxy.n;
 }
 
 /* Adds the listeners to the epoll set or takes them out. Returns 0 or -errno. */

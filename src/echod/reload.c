@@ -21,9 +21,10 @@ static bool same_string(const char *a, const char *b) {
  * err says why. */
 static int apply_listeners(struct master *m, const struct config *c, char *err, size_t errsize,
                            size_t *ret_added, size_t *ret_removed) {
-        _cleanup_free_ struct listener *ls = calloc(c->n_listen ? c->n_listen : 1, sizeof *ls);
+        const size_t n = c->n_listen + c->n_proxy_listen;
+        _cleanup_free_ struct listener *ls = calloc(n ? n : 1, sizeof *ls);
         _cleanup_free_ bool *kept = calloc(m->n_listeners + 1, sizeof *kept);
-        _cleanup_free_ bool *opened = calloc(c->n_listen + 1, sizeof *opened);
+        _cleanup_free_ bool *opened = calloc(n + 1, sizeof *opened);
         bool was_watching = m->watching;
         size_t added = 0, removed = 0;
         int r;
@@ -32,22 +33,29 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                 snprintf(err, errsize, "out of memory");
                 return -ENOMEM;
         }
-        for (size_t i = 0; i < c->n_listen; i++) {
+        for (size_t i = 0; i < n; i++) {
+                /* The plain listeners, then the proxy ones. */
+                const bool proxy = i >= c->n_listen;
+                const struct listen_entry *e = proxy ? &c->proxy_listen[i - c->n_listen] : &c->listen[i];
                 size_t j;
                 for (j = 0; j < m->n_listeners; j++)
-                        if (!kept[j] && sockaddr_equal(&m->listeners[j].addr, &c->listen[i].addr))
+                        if (!kept[j] && m->listeners[j].kind != LISTENER_UDP &&
+                            sockaddr_equal(&m->listeners[j].addr, &e->addr))
                                 break;
                 if (j < m->n_listeners) {
                         ls[i] = m->listeners[j];
+                        ls[i].kind = proxy ? LISTENER_PROXY : LISTENER_TCP;
                         kept[j] = true;
                         if (c->backlog != m->cfg->backlog)
                                 (void) listen(ls[i].fd, (int) c->backlog);
                         continue;
                 }
-                r = listener_open(&ls[i], &c->listen[i].addr, c->backlog);
+                r = listener_open(&ls[i], &e->addr, c->backlog);
+                if (r >= 0 && proxy)
+                        ls[i].kind = LISTENER_PROXY;
                 if (r < 0) {
                         errno = -r;
-                        snprintf(err, errsize, "cannot listen on %s: %m", c->listen[i].text);
+                        snprintf(err, errsize, "cannot listen on %s: %m", e->text);
                         for (size_t k = 0; k < i; k++)
                                 if (opened[k])
                                         listener_close(&ls[k]);
@@ -65,7 +73,7 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                 }
         free(m->listeners);
         m->listeners = TAKE_PTR(ls);
-        m->n_listeners = c->n_listen;
+        m->n_listeners = n;
         if (was_watching)
                 (void) master_watch_listeners(m, true);
         *ret_added = added;
