@@ -320,6 +320,11 @@ static void on_connected(struct bench *b, struct conn *c, uint64_t now) {
         case BENCH_NONE:
                 break;
         }
+        int r = proxy_header_send(b->o, c->fd, &b->addr);
+        if (r < 0) {
+                conn_fail_errno(b, c, "send (PROXY header)", -r);
+                return;
+        }
         conn_send(b, c);
 }
 
