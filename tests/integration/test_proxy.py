@@ -250,6 +250,30 @@ class ProxyTest(EchodTestCase):
         self.assertLessEqual({r["REMOTE_ADDR"] for r in closes}, {"2001:db8::%x" % (i + 1) for i in range(16)})
         self.assertEqual({r["PROXY_ADDR"] for r in closes}, {"::1"})
 
+    # -- reload --
+
+    def test_reload_adds_a_proxy_listener_and_turns_a_plain_one_into_one(self):
+        d = self.echod("rate_limit_per_source = 0\n", journal="reading")
+        pport = free_port()
+        self.assertEqual(exchange(d.port, b"plain"), b"plain")
+        d.write_config('proxy_listen = { "127.0.0.1:%d" }\nproxy_trusted = { "127.0.0.1" }\n'
+                       "rate_limit_per_source = 0\n" % pport)
+        d.reload()
+        self.assertEqual(exchange(pport, v1("192.0.2.7", 1) + b"added"), b"added")
+        self.assertEqual(exchange(d.port, b"still plain"), b"still plain")
+        # The same socket (its queue kept), now expecting a header.
+        d.write_config('proxy_listen = { "127.0.0.1:%d" }\nproxy_trusted = { "127.0.0.1" }\n'
+                       "rate_limit_per_source = 0\n" % d.port, listen=[])
+        d.reload()
+        self.assertEqual(exchange(d.port, b"no header"), b"")
+        self.assertEqual(exchange(d.port, v2("192.0.2.8", 2) + b"moved"), b"moved")
+        wait_until(lambda: self.status(d)["REFUSED_PROXY_HEADER"] == "1", what="the headerless refusal")
+        # A reload that drops proxy_trusted is refused; the old config stays.
+        d.write_config('proxy_listen = { "127.0.0.1:%d" }\n' % d.port, listen=[])
+        mark = d.reload()
+        self.assertTrue([n for n in d.notifications[mark - 2:] if "Reload failed" in n], d.notifications[mark - 2:])
+        self.assertEqual(exchange(d.port, v1("192.0.2.9", 3) + b"kept"), b"kept")
+
     # -- configuration --
 
     def test_proxy_listen_needs_proxy_trusted(self):
