@@ -124,6 +124,12 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
                         log_info("using socket %s passed by systemd%s", (*ret)[i].name,
                                  (*ret)[i].kind == LISTENER_PROXY ? " (PROXY protocol)" : "");
                 log_info("socket activated: the 'listen' setting in %s is ignored", c->path);
+                for (size_t i = 0; i < *ret_n; i++)
+                        if ((*ret)[i].kind == LISTENER_PROXY && c->n_proxy_trusted == 0) {
+                                log_warning("socket %s is named 'proxy', but proxy_trusted in %s is empty: "
+                                            "every connection to it is refused", (*ret)[i].name, c->path);
+                                break;
+                        }
                 return 0;
         }
 

@@ -8,13 +8,14 @@ echoed, the header's own TLVs and padding never.
 
 The test plays the balancer itself with raw sockets, from 127.0.0.1 (or
 ::1); tests/integration/test_haproxy.py puts the real HAProxy in front."""
+import os
 import signal
 import socket
 import struct
 import threading
 import time
 
-from echodtest import (EchodTestCase, connect, free_port, main, recv_all, wait_until)
+from echodtest import (ACTIVATE, EchodTestCase, connect, free_port, main, recv_all, wait_until)
 
 MID_OPEN = "fb8492e167704a2bbbc8cb13f049d770"
 MID_CLOSE = "b8891436a2ba4f56b2ec6232e48a8db5"
@@ -273,6 +274,30 @@ class ProxyTest(EchodTestCase):
         mark = d.reload()
         self.assertTrue([n for n in d.notifications[mark - 2:] if "Reload failed" in n], d.notifications[mark - 2:])
         self.assertEqual(exchange(d.port, v1("192.0.2.9", 3) + b"kept"), b"kept")
+
+    # -- socket activation --
+
+    def test_socket_activation_a_socket_named_proxy(self):
+        self.require_socket_activate()
+        plain, proxy = free_port(), free_port()
+        d = self.echod('proxy_trusted = { "127.0.0.1" }\nrate_limit_per_source = 0\n', wait_ready=False)
+        d.proc.kill()
+        d.proc.wait()
+        prefix = [ACTIVATE, "-l", "127.0.0.1:%d" % plain, "-l", "127.0.0.1:%d" % proxy,
+                  "--fdname=echo:proxy", "-E", "NOTIFY_SOCKET=" + d.notify_path]
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if var in os.environ:
+                prefix += ["-E", var]
+        d.start(wait_ready=False, prefix=prefix)
+        d.wait_log(r"Listening on 127\.0\.0\.1:%d" % proxy)
+        first = connect(plain)
+        self.addCleanup(first.close)
+        d.wait_notify("READY=1")
+        d.wait_log(r"using socket 127\.0\.0\.1:%d passed by systemd \(PROXY protocol\)" % proxy)
+        self.assertEqual(exchange(proxy, v2("192.0.2.7", 4) + b"named proxy"), b"named proxy")
+        self.assertEqual(exchange(proxy, b"no header"), b"")
+        self.assertEqual(exchange(plain, b"PROXY UNKNOWN\r\n"), b"PROXY UNKNOWN\r\n")
+        self.assertEqual(d.stop(), 0, d.read_log())
 
     # -- configuration --
 
