@@ -30,7 +30,7 @@ void accept_serve(struct master *m, int fd, const struct sockaddr_any *peer, con
                 (void) admit(m->cfg, &tables, &remote, now, &v);
         if (!v.accepted) {
                 safe_close(fd);
-                status_refused(m, peer, l, &v, now);
+                status_refused_via(m, peer, balancer, l, &v, now);
                 return;
         }
         r = children_spawn_proxied(m, fd, peer, balancer, l, &v.key, now);
@@ -39,7 +39,7 @@ void accept_serve(struct master *m, int fd, const struct sockaddr_any *peer, con
                 status_resource_problem(m, now, -r, "cannot fork a worker, closing the connection");
                 master_pause_accepting(m, now);
                 v = (struct verdict) { .reason = REFUSED_RESOURCES, .key = v.key, .what = "cannot fork a worker" };
-                status_refused(m, peer, l, &v, now);
+                status_refused_via(m, peer, balancer, l, &v, now);
                 return;
         }
         m->served++;

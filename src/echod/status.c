@@ -98,7 +98,13 @@ void status_log(struct master *m) {
 
 void status_refused(struct master *m, const struct sockaddr_any *peer, const struct listener *l,
                     const struct verdict *v, uint64_t now) {
+        status_refused_via(m, peer, NULL, l, v, now);
+}
+
+void status_refused_via(struct master *m, const struct sockaddr_any *peer, const struct sockaddr_any *balancer,
+                        const struct listener *l, const struct verdict *v, uint64_t now) {
         char host[ADDR_STR_MAX], peer_str[ADDR_STR_MAX], detail[192], note[96] = "";
+        char f_proxy[ADDR_STR_MAX + 16] = "", f_proxy_port[32] = "", via[ADDR_STR_MAX + 8] = "";
         uint64_t suppressed;
 
         m->refused[v->reason]++;
@@ -111,6 +117,14 @@ void status_refused(struct master *m, const struct sockaddr_any *peer, const str
         verdict_format(v, m->cfg, detail, sizeof detail);
         if (suppressed > 0)
                 snprintf(note, sizeof note, " (%" PRIu64 " similar refusals not logged in the last second)", suppressed);
+        if (balancer) {
+                char b[ADDR_STR_MAX];
+                sockaddr_format_host(balancer, b, sizeof b);
+                snprintf(f_proxy, sizeof f_proxy, "PROXY_ADDR=%s", b);
+                snprintf(f_proxy_port, sizeof f_proxy_port, "PROXY_PORT=%u", sockaddr_port(balancer));
+                sockaddr_format(balancer, b, sizeof b);
+                snprintf(via, sizeof via, " via %s", b);
+        }
         log_struct(LOG_WARNING,
                    LOG_MESSAGE_ID(ECHOD_MID_CONN_REFUSED),
                    "REMOTE_ADDR=%s", host,
@@ -118,7 +132,9 @@ void status_refused(struct master *m, const struct sockaddr_any *peer, const str
                    "LOCAL_PORT=%u", sockaddr_port(&l->addr),
                    "CLOSE_REASON=%s", refusal_to_string(v->reason),
                    "SUPPRESSED=%" PRIu64, suppressed,
-                   LOG_MESSAGE("refused connection from %s: %s, closing it%s", peer_str, detail, note));
+                   "%s", f_proxy,
+                   "%s", f_proxy_port,
+                   LOG_MESSAGE("refused connection from %s%s: %s, closing it%s", peer_str, via, detail, note));
 }
 
 static bool summary_due(const struct log_ratelimit *rl, uint64_t now) {

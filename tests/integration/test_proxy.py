@@ -76,6 +76,8 @@ class ProxyTest(EchodTestCase):
         self.assertEqual(exchange(self.pport, v2("192.0.2.66", 5002) + b"denied"), b"")
         refused = self.refusals(d, "refused-access")[0]
         self.assertEqual(refused["REMOTE_ADDR"], "192.0.2.66")
+        self.assertEqual(refused["PROXY_ADDR"], "127.0.0.1")
+        self.assertIn("via 127.0.0.1:", refused["MESSAGE"])
         closes = d.journal.wait(MESSAGE_ID=MID_CLOSE)
         self.assertEqual(len(closes), 1)
         rec = closes[0]
@@ -128,6 +130,7 @@ class ProxyTest(EchodTestCase):
         self.assertEqual(exchange(self.pport, v1("192.0.2.7", 5000) + b"x"), b"")
         rec = self.refusals(d, "refused-proxy-untrusted")[0]
         self.assertEqual(rec["REMOTE_ADDR"], "127.0.0.1")
+        self.assertNotIn("PROXY_ADDR", rec)
         self.assertIn("proxy_trusted", rec["MESSAGE"])
         # The trusted address is served.
         self.assertEqual(exchange(self.pport, v1("192.0.2.7", 5000) + b"ok", source="127.0.0.2"), b"ok")
