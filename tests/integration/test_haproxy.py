@@ -79,9 +79,18 @@ class HAProxyTest(EchodTestCase):
             proc.kill()
             proc.wait()
         self.addCleanup(stop)
-        wait_until(lambda: proc.poll() is not None or os.path.exists(self.stats), what="HAProxy's stats socket")
-        self.assertIsNone(proc.poll(), open(os.path.join(tmp, "haproxy.log")).read())
+        # Ready when its stats socket answers (the file appears before
+        # HAProxy listens on it).
+        wait_until(lambda: proc.poll() is not None or self.try_status() is not None, what="HAProxy's stats socket")
+        with open(os.path.join(tmp, "haproxy.log")) as f:
+            self.assertIsNone(proc.poll(), f.read())
         return proc
+
+    def try_status(self):
+        try:
+            return self.server_status()
+        except OSError:
+            return None
 
     def server_status(self):
         """{backend: status} of the echod servers, from 'show stat'."""
@@ -107,7 +116,7 @@ class HAProxyTest(EchodTestCase):
         self.start_haproxy(d.tmp, echod_port)
         # Its checks make both servers UP (rise 1: the first check that passes).
         wait_until(lambda: self.server_status() == {"echod_v2": "UP", "echod_v1": "UP"},
-                   what="both servers UP (have %s)" % self.server_status())
+                   what="both servers UP")
 
         for port in (self.port_v2, self.port_v1):
             self.assertEqual(through(port, b"from .2", "127.0.0.2"), b"from .2")
