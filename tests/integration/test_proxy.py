@@ -20,8 +20,6 @@ from echodtest import (ACTIVATE, EchodTestCase, connect, free_port, main, recv_a
 MID_OPEN = "fb8492e167704a2bbbc8cb13f049d770"
 MID_CLOSE = "b8891436a2ba4f56b2ec6232e48a8db5"
 MID_STATUS = "466d07f2ce9e45dd9d2f5d5ad69848da"
-MID_SUMMARY = "6bdb164a2dbf48a08f7bfadc62fb1b9f"
-MID_STOPPED = "c2bce8a5bcfc41a98fcb139594e895b6"
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -53,12 +51,13 @@ def exchange(port, data, host="127.0.0.1", family=socket.AF_INET, source=None):
 
 
 class ProxyTest(EchodTestCase):
-    def proxy_echod(self, config="", trusted='"127.0.0.1"', listen_host="127.0.0.1", records="all", **kwargs):
+    def proxy_echod(self, config="", trusted='"127.0.0.1"', listen_host="127.0.0.1", records="all",
+                    journal="reading", **kwargs):
         self.pport = free_port()
         host = "[%s]" % listen_host if ":" in listen_host else listen_host
         base = ("rate_limit_per_source = 0\nlog_connections = %s\n"
                 'proxy_listen = { "%s:%d" }\nproxy_trusted = { %s }\n' % (records, host, self.pport, trusted))
-        return self.echod(base + config, journal="reading", **kwargs)
+        return self.echod(base + config, journal=journal, **kwargs)
 
     def refusals(self, d, reason, count=1):
         return d.journal.wait(count=count, CLOSE_REASON=reason)
@@ -230,7 +229,9 @@ class ProxyTest(EchodTestCase):
     # -- IPv6 --
 
     def test_sixteen_connections_over_ipv6(self):
-        d = self.proxy_echod(trusted='"::1"', listen_host="::1", records="close")
+        # Records to stderr, which never drops one: a burst can fill a
+        # journal socket, and then even the summary may be lost.
+        d = self.proxy_echod(trusted='"::1"', listen_host="::1", records="close", journal=None)
         results = {}
 
         def one(i):
@@ -243,16 +244,8 @@ class ProxyTest(EchodTestCase):
         for t in threads:
             t.join()
         self.assertEqual(results, {i: b"client %d" % i for i in range(16)})
-        # A journal socket that fills costs records, counted in the summary
-        # that the stop writes: together they are the 16 connections.
-        self.assertEqual(d.stop(), 0)
-        d.journal.wait(MESSAGE_ID=MID_STOPPED)
-        closes = d.journal.select(MESSAGE_ID=MID_CLOSE)
-        unlogged = sum(int(r["CONNECTIONS"]) for r in d.journal.select(MESSAGE_ID=MID_SUMMARY))
-        self.assertEqual(len(closes) + unlogged, 16)
-        self.assertGreater(len(closes), 0)
-        self.assertLessEqual({r["REMOTE_ADDR"] for r in closes}, {"2001:db8::%x" % (i + 1) for i in range(16)})
-        self.assertEqual({r["PROXY_ADDR"] for r in closes}, {"::1"})
+        closes = d.wait_log(r"connection from \[(2001:db8::[0-9a-f]+)\]:9\d+ via \[::1\]:\d+ closed: eof", count=16)
+        self.assertEqual(set(closes), {"2001:db8::%x" % (i + 1) for i in range(16)})
 
     # -- reload --
 
