@@ -96,5 +96,7 @@ enum proxy_mode proxy_mode_from_string(const char *s);
  * its length or -errno. */
 ssize_t proxy_header_format(enum proxy_mode mode, const struct sockaddr_any *src, const struct sockaddr_any *dst,
                             uint8_t *buf, size_t size);
-/* Sends o's header (if any) on fd, just connected to dst. Returns 0 or -errno. */
-int proxy_header_send(const struct options *o, int fd, const struct sockaddr_any *dst);
+/* Sends o's header (if any) on fd, just connected to dst; with more, as
+ * the start of a segment that the data sent next completes (MSG_MORE).
+ * Returns 0 or -errno. */
+int proxy_header_send(const struct options *o, int fd, const struct sockaddr_any *dst, bool more);

@@ -106,7 +106,7 @@ ssize_t proxy_header_format(enum proxy_mode mode, const struct sockaddr_any *src
         return (ssize_t) (16 + len);
 }
 
-int proxy_header_send(const struct options *o, int fd, const struct sockaddr_any *dst) {
+int proxy_header_send(const struct options *o, int fd, const struct sockaddr_any *dst, bool more) {
         uint8_t buf[256];
         struct sockaddr_any local = { .len = sizeof local.storage };
         const struct sockaddr_any *src = &o->proxy_source;
@@ -126,7 +126,7 @@ int proxy_header_send(const struct options *o, int fd, const struct sockaddr_any
                 return (int) n;
         /* A connection's first bytes, far below any send buffer: sent whole. */
         do
-                k = send(fd, buf, (size_t) n, MSG_NOSIGNAL);
+                k = send(fd, buf, (size_t) n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
         while (k < 0 && errno == EINTR);
         if (k < 0)
                 return -errno;

@@ -2,6 +2,7 @@
 /* Opening our own listeners or adopting systemd's. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -105,6 +106,19 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
         return n;
 }
 
+void listener_set_kind(struct listener *l, enum listener_kind k) {
+        /* A balancer sends its header at once: with TCP_DEFER_ACCEPT the
+         * kernel hands the connection over with it (for up to a few seconds),
+         * so the master finds it whole at accept() and never needs to
+         * watch the connection. What does not come in time is accepted
+         * anyway, and proxy_timeout still applies. */
+        int defer = k == LISTENER_PROXY ? 3 : 0;
+
+        if (k != LISTENER_UDP && (l->kind == LISTENER_PROXY || k == LISTENER_PROXY))
+                (void) setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
+        l->kind = k;
+}
+
 void listener_close(struct listener *l) {
         l->fd = safe_close(l->fd);
 }
@@ -148,7 +162,7 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
                 r = listener_open(l, &c->proxy_listen[i].addr, c->backlog);
                 if (r < 0)
                         return log_error_errno(r, "cannot listen on %s: %m", c->proxy_listen[i].text);
-                l->kind = LISTENER_PROXY;
+                listener_set_kind(l, LISTENER_PROXY);
                 (*ret_n)++;
                 log_info("listening on %s for connections behind a PROXY header", l->name);
         }

@@ -38,6 +38,9 @@ int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned 
  * says which), or -errno. */
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd);
 
+/* Makes l serve k (a proxy listener defers accepting until data came). */
+void listener_set_kind(struct listener *l, enum listener_kind k);
+
 void listener_close(struct listener *l);
 
 /* The listeners of c: those systemd passed (*ret_activated, and c's listen

@@ -44,7 +44,7 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                                 break;
                 if (j < m->n_listeners) {
                         ls[i] = m->listeners[j];
-                        ls[i].kind = proxy ? LISTENER_PROXY : LISTENER_TCP;
+                        listener_set_kind(&ls[i], proxy ? LISTENER_PROXY : LISTENER_TCP);
                         kept[j] = true;
                         if (c->backlog != m->cfg->backlog)
                                 (void) listen(ls[i].fd, (int) c->backlog);
@@ -52,7 +52,7 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                 }
                 r = listener_open(&ls[i], &e->addr, c->backlog);
                 if (r >= 0 && proxy)
-                        ls[i].kind = LISTENER_PROXY;
+                        listener_set_kind(&ls[i], LISTENER_PROXY);
                 if (r < 0) {
                         errno = -r;
                         snprintf(err, errsize, "cannot listen on %s: %m", e->text);

@@ -114,13 +114,16 @@ class ProxyTest(EchodTestCase):
         waiting = [connect(self.pport) for _ in range(2)]
         for s in waiting:
             self.addCleanup(s.close)
+            # A header's first byte: accepted (TCP_DEFER_ACCEPT holds back
+            # connections that sent nothing), then waiting for the rest.
+            s.sendall(b"P")
         wait_until(lambda: self.status(d)["ACTIVE"] == "2", what="2 connections waiting for a header")
         # A third one from the balancer while two wait: refused at once.
-        self.assertEqual(exchange(self.pport, b""), b"")
+        self.assertEqual(exchange(self.pport, b"P"), b"")
         self.assertEqual(self.refusals(d, "refused-per-source")[0]["REMOTE_ADDR"], "127.0.0.1")
         # Their headers come: each is its client's, and the balancer is free again.
         for i, s in enumerate(waiting):
-            s.sendall(v1("192.0.2.%d" % (10 + i), 7000) + b"late")
+            s.sendall(v1("192.0.2.%d" % (10 + i), 7000)[1:] + b"late")
             self.assertEqual(s.recv(4), b"late")
         self.assertEqual(exchange(self.pport, v1("192.0.2.20", 7001) + b"more"), b"more")
 
