@@ -323,6 +323,13 @@ static void on_connected(struct bench *b, struct conn *c, uint64_t now) {
         case BENCH_UDP:
                 break;
         }
+        /* In one segment with the first data, as a balancer sends them
+         * when the client's bytes are already there. */
+        int r = proxy_header_send(b->o, c->fd, &b->addr, c->goal > c->tx);
+        if (r < 0) {
+                conn_fail_errno(b, c, "send (PROXY header)", -r);
+                return;
+        }
         conn_send(b, c);
 }
 

@@ -36,6 +36,14 @@ enum bench_mode {
         BENCH_UDP,
 };
 
+/* --proxy: the PROXY protocol header sent before anything else. */
+enum proxy_mode {
+        PROXY_NONE,
+        PROXY_V1,
+        PROXY_V2,
+        PROXY_LOCAL,            /* a v2 LOCAL header: a balancer's health check */
+};
+
 struct options {
         int family;                     /* AF_UNSPEC, AF_INET or AF_INET6 */
         uint64_t timeout_usec;          /* connect / no-progress timeout */
@@ -50,6 +58,8 @@ struct options {
         const char *source;             /* bench: local address to connect from */
         bool udp;                       /* -u: datagrams (line mode) */
         uint64_t retries;               /* -u: resends of a datagram that did not come back */
+        enum proxy_mode proxy;
+        struct sockaddr_any proxy_source;       /* the client the header names; family 0 = our own address */
 };
 
 #define DEFAULT_PORT "7"
@@ -84,3 +94,14 @@ int run_pipe(const struct options *o);
 int run_bench(const struct options *o);
 int run_udp_lines(const struct options *o);
 int run_bench_udp(const struct options *o);
+
+const char *proxy_mode_to_string(enum proxy_mode m);
+enum proxy_mode proxy_mode_from_string(const char *s);
+/* The header of mode for a connection from src to dst into buf. Returns
+ * its length or -errno. */
+ssize_t proxy_header_format(enum proxy_mode mode, const struct sockaddr_any *src, const struct sockaddr_any *dst,
+                            uint8_t *buf, size_t size);
+/* Sends o's header (if any) on fd, just connected to dst; with more, as
+ * the start of a segment that the data sent next completes (MSG_MORE).
+ * Returns 0 or -errno. */
+int proxy_header_send(const struct options *o, int fd, const struct sockaddr_any *dst, bool more);

@@ -301,6 +301,11 @@ int run_pipe(const struct options *o) {
                 r = connect_one(a, o->timeout_usec);
                 if (r >= 0) {
                         fd = r;
+                        r = proxy_header_send(o, fd, &sa, false);
+                        if (r < 0) {
+                                log_msg("cannot send the PROXY header to %s: %s", addr, strerror(-r));
+                                return EXIT_IO;
+                        }
                         break;
                 }
                 last = r;

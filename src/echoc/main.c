@@ -48,6 +48,8 @@ static void help(void) {
                "  -n, --requests N           stop after N requests/cycles (bench)\n"
                "      --json                 print the bench result as one JSON object\n"
                "      --source ADDR          connect from this local address (bench)\n"
+               "      --proxy v1|v2|local    send a PROXY protocol header first, as a load balancer\n"
+               "      --proxy-source A:P     the client that header names (default: echoc's own address)\n"
                "  -h, --help                 show this help and exit\n"
                "  -V, --version              show the version and exit\n"
                "\n"
@@ -66,6 +68,8 @@ enum {
         ARG_JSON,
         ARG_SOURCE,
         ARG_RETRIES,
+        ARG_PROXY,
+        ARG_PROXY_SOURCE,
 };
 
 static int parse_argv(int argc, char *argv[], struct options *o) {
@@ -80,6 +84,8 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                 { "source",      required_argument, NULL, ARG_SOURCE },
                 { "udp",         no_argument,       NULL, 'u' },
                 { "retries",     required_argument, NULL, ARG_RETRIES },
+                { "proxy",       required_argument, NULL, ARG_PROXY },
+                { "proxy-source", required_argument, NULL, ARG_PROXY_SOURCE },
                 { "help",        no_argument,       NULL, 'h' },
                 { "version",     no_argument,       NULL, 'V' },
                 {}
@@ -165,6 +171,19 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                         o->source = optarg;
                         bench_only = "--source";
                         break;
+                case ARG_PROXY:
+                        o->proxy = proxy_mode_from_string(optarg);
+                        if (o->proxy == PROXY_NONE)
+                                return usage_error(program_name, "--proxy: unknown version '%s' (v1, v2, local)", optarg);
+                        break;
+                case ARG_PROXY_SOURCE:
+                        r = sockaddr_parse(optarg, &o->proxy_source);
+                        if (r < 0)
+                                return usage_error(program_name,
+                                                   "--proxy-source: '%s' is not ADDR:PORT with a numeric address (e.g. 192.0.2.7:5000, [2001:db8::7]:5000)",
+                                                   optarg);
+                        sockaddr_unmap(&o->proxy_source);
+                        break;
                 case 'h':
                         help();
                         exit(EXIT_OK);
@@ -180,6 +199,8 @@ static int parse_argv(int argc, char *argv[], struct options *o) {
                 }
         }
 
+        if (o->proxy_source.sa.sa_family != 0 && (o->proxy == PROXY_NONE || o->proxy == PROXY_LOCAL))
+                return usage_error(program_name, "--proxy-source needs --proxy v1 or v2");
         if (o->mode == BENCH_NONE && bench_only)
                 return usage_error(program_name, "%s is only valid with --bench", bench_only);
         if (o->udp && o->mode != BENCH_NONE)

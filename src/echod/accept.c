@@ -6,11 +6,13 @@
 #include "accept.h"
 #include "children.h"
 #include "fd-util.h"
+#include "proxy-accept.h"
 #include "status.h"
 
 #define ACCEPT_BATCH 32                         /* per listener per wake-up */
 
-static void serve(struct master *m, int fd, const struct sockaddr_any *peer, const struct listener *l, uint64_t now) {
+void accept_serve(struct master *m, int fd, const struct sockaddr_any *peer, const struct sockaddr_any *balancer,
+                  const struct listener *l, uint64_t now) {
         const struct admit_tables tables = {
                 .active = master_active(m),
                 .sources = &m->sources,
@@ -28,16 +30,16 @@ static void serve(struct master *m, int fd, const struct sockaddr_any *peer, con
                 (void) admit(m->cfg, &tables, &remote, now, &v);
         if (!v.accepted) {
                 safe_close(fd);
-                status_refused(m, peer, l, &v, now);
+                status_refused_via(m, peer, balancer, l, &v, now);
                 return;
         }
-        r = children_spawn(m, fd, peer, l, &v.key, now);
+        r = children_spawn_proxied(m, fd, peer, balancer, l, &v.key, now);
         if (r < 0) {
                 sources_put(&m->sources, &v.key, now);
                 status_resource_problem(m, now, -r, "cannot fork a worker, closing the connection");
                 master_pause_accepting(m, now);
                 v = (struct verdict) { .reason = REFUSED_RESOURCES, .key = v.key, .what = "cannot fork a worker" };
-                status_refused(m, peer, l, &v, now);
+                status_refused_via(m, peer, balancer, l, &v, now);
                 return;
         }
         m->served++;
@@ -77,6 +79,9 @@ void accept_batch(struct master *m, size_t idx) {
                         return;
                 }
                 sockaddr_unmap(&peer);
-                serve(m, fd, &peer, l, now);
+                if (l->kind == LISTENER_PROXY)
+                        proxy_accept(m, fd, &peer, l, now);
+                else
+                        accept_serve(m, fd, &peer, NULL, l, now);
         }
 }

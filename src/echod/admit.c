@@ -17,6 +17,9 @@ static const struct {
         [REFUSED_ACCESS] = { "refused-access", "REFUSED_ACCESS" },
         [REFUSED_SOURCES] = { "refused-sources-full", "REFUSED_SOURCES_FULL" },
         [REFUSED_RESOURCES] = { "refused-resources", "REFUSED_RESOURCES" },
+        [REFUSED_PROXY_UNTRUSTED] = { "refused-proxy-untrusted", "REFUSED_PROXY_UNTRUSTED" },
+        [REFUSED_PROXY_HEADER] = { "refused-proxy-header", "REFUSED_PROXY_HEADER" },
+        [REFUSED_PROXY_TIMEOUT] = { "refused-proxy-timeout", "REFUSED_PROXY_TIMEOUT" },
 };
 
 const char *refusal_to_string(enum refusal r) {
@@ -91,6 +94,33 @@ bool admit(const struct config *c, const struct admit_tables *t, const struct ne
         return true;
 }
 
+bool admit_balancer(const struct config *c, const struct admit_tables *t, const struct netaddr *peer,
+                    uint64_t now, struct verdict *v) {
+        struct source *s;
+        bool trusted = false;
+        int r;
+
+        *v = (struct verdict) { .key = sources_key(t->sources, peer) };
+
+        for (size_t i = 0; i < c->n_proxy_trusted && !trusted; i++)
+                trusted = netaddr_contains(&c->proxy_trusted[i], peer);
+        if (!trusted)
+                return refuse(v, REFUSED_PROXY_UNTRUSTED);
+        if (c->max_connections > 0 && t->active >= c->max_connections)
+                return refuse(v, REFUSED_LIMIT);
+        s = sources_get(t->sources, &v->key);
+        if (s && c->max_connections_per_source > 0 && s->active >= c->max_connections_per_source)
+                return refuse(v, REFUSED_PER_SOURCE);
+        if (!s) {
+                r = sources_acquire(t->sources, &v->key, now, &s);
+                if (r < 0)
+                        return refuse(v, r == -ENOSPC ? REFUSED_SOURCES : REFUSED_RESOURCES);
+        }
+        s->active++;
+        v->accepted = true;
+        return true;
+}
+
 void verdict_format(const struct verdict *v, const struct config *c, char *buf, size_t size) {
         char net[64];
 
@@ -124,6 +154,15 @@ void verdict_format(const struct verdict *v, const struct config *c, char *buf, 
                 break;
         case REFUSED_RESOURCES:
                 snprintf(buf, size, "%s", v->what ? v->what : "out of memory");
+                break;
+        case REFUSED_PROXY_UNTRUSTED:
+                snprintf(buf, size, "a proxy listener's connection not from proxy_trusted (%s)", c->path);
+                break;
+        case REFUSED_PROXY_HEADER:
+                snprintf(buf, size, "invalid PROXY header: %s", v->what ? v->what : "none");
+                break;
+        case REFUSED_PROXY_TIMEOUT:
+                snprintf(buf, size, "no whole PROXY header within proxy_timeout");
                 break;
         default:
                 snprintf(buf, size, "%s", refusal_to_string(v->reason));

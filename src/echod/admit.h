@@ -25,6 +25,9 @@ enum refusal {
         REFUSED_ACCESS,
         REFUSED_SOURCES,
         REFUSED_RESOURCES,              /* out of memory, or (not from admit()) a failed fork */
+        REFUSED_PROXY_UNTRUSTED,        /* to a proxy listener, not from proxy_trusted */
+        REFUSED_PROXY_HEADER,           /* not from admit(): an invalid PROXY header, or none */
+        REFUSED_PROXY_TIMEOUT,          /* not from admit(): no whole header within proxy_timeout */
         _REFUSED_MAX,
 };
 
@@ -45,7 +48,8 @@ struct verdict {
         enum refusal reason;            /* when refused */
         const struct acl_entry *rule;   /* REFUSED_ACCESS: the deciding rule, NULL = in no allow network */
         struct netaddr key;             /* the source key the connection is (or would be) counted under */
-        const char *what;               /* REFUSED_RESOURCES: what failed, NULL = memory */
+        const char *what;               /* REFUSED_RESOURCES: what failed, NULL = memory;
+                                         * REFUSED_PROXY_HEADER: what is wrong with it */
 };
 
 /*
@@ -58,6 +62,18 @@ struct verdict {
  */
 bool admit(const struct config *c, const struct admit_tables *t, const struct netaddr *remote,
            uint64_t now, struct verdict *ret);
+
+/*
+ * Decides for a connection to a proxy listener from peer (the balancer),
+ * before a byte of it is read: peer must be in proxy_trusted, and while
+ * its header is awaited the connection counts toward max_connections and
+ * toward max_connections_per_source under peer's own key. The access list
+ * and the rates are not checked here: they apply to the client the header
+ * names, in the admit() that follows it. When accepted, counted under
+ * v->key as admit() does. Returns v->accepted.
+ */
+bool admit_balancer(const struct config *c, const struct admit_tables *t, const struct netaddr *peer,
+                    uint64_t now, struct verdict *ret);
 
 /* The entry that decides for addr (longest prefix; deny wins a tie), or NULL
  * when none matches. *ret_allowed says whether addr may connect. */

@@ -186,6 +186,12 @@ static void log_connection(struct master *m, const struct child *ch, const sigin
 
 int children_spawn(struct master *m, int fd, const struct sockaddr_any *peer, const struct listener *l,
                    const struct netaddr *key, uint64_t now) {
+        return children_spawn_proxied(m, fd, peer, NULL, l, key, now);
+}
+
+int children_spawn_proxied(struct master *m, int fd, const struct sockaddr_any *peer,
+                           const struct sockaddr_any *balancer, const struct listener *l,
+                           const struct netaddr *key, uint64_t now) {
         struct child *ch;
         pid_t pid;
         int r;
@@ -215,6 +221,11 @@ int children_spawn(struct master *m, int fd, const struct sockaddr_any *peer, co
                 .start = now,
         };
         netaddr_from_sockaddr(&ch->remote, peer, 32, 128);
+        if (balancer) {
+                ch->proxied = true;
+                ch->proxy_port = sockaddr_port(balancer);
+                netaddr_from_sockaddr(&ch->proxy, balancer, 32, 128);
+        }
         if (conn_record_wanted(m->cfg->log_connections, true, CLOSE_EOF))
                 log_connection(m, ch, NULL, CLOSE_EOF, now);
         return 0;
@@ -238,9 +249,11 @@ static enum close_reason end_reason(const struct child *ch, const siginfo_t *si)
  * what the worker reported, joined with what the master knows. */
 static void log_connection(struct master *m, const struct child *ch, const siginfo_t *si,
                            enum close_reason reason, uint64_t now) {
-        char host[ADDR_STR_MAX];
+        char host[ADDR_STR_MAX], proxy_host[ADDR_STR_MAX];
         struct conn_record r = {
                 .host = host,
+                .proxy_host = ch->proxied ? proxy_host : NULL,
+                .proxy_port = ch->proxy_port,
                 .remote_port = ch->port,
                 .local_port = ch->local_port,
                 .pid = (int) ch->pid,
@@ -261,6 +274,8 @@ static void log_connection(struct master *m, const struct child *ch, const sigin
                 r.warning = close_reason_warning(reason);
         }
         netaddr_format_host(&ch->remote, host, sizeof host);
+        if (ch->proxied)
+                netaddr_format_host(&ch->proxy, proxy_host, sizeof proxy_host);
         status_conn_record(m, &r, reason, now);
 }
 

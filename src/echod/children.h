@@ -27,6 +27,9 @@ struct child {
         uint8_t reason;         /* enum close_reason */
         int error;
         uint64_t bytes;
+        bool proxied;           /* it came through a PROXY header: */
+        uint16_t proxy_port;    /* the balancer's port */
+        struct netaddr proxy;   /* and address; remote is the client the header named */
 };
 
 /* A process of the master's made as workers are (exit_signal reports its
@@ -44,6 +47,12 @@ void children_done(struct master *m);
  */
 int children_spawn(struct master *m, int fd, const struct sockaddr_any *peer, const struct listener *l,
                    const struct netaddr *key, uint64_t now);
+
+/* The same for a connection through a balancer (NULL = none): peer is the
+ * client its PROXY header named, or the balancer itself for a health check. */
+int children_spawn_proxied(struct master *m, int fd, const struct sockaddr_any *peer,
+                           const struct sockaddr_any *balancer, const struct listener *l,
+                           const struct netaddr *key, uint64_t now);
 
 /*
  * Reaps pid (or any worker with pid -1) if it has exited, or waits for it

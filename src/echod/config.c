@@ -145,6 +145,9 @@ static cfg_opt_t options[] = {
         OPT("udp_rate_limit"),
         OPT("udp_rate_limit_burst"),
         OPT("udp_max_bytes_per_second"),
+        OPT_LIST("proxy_listen"),
+        OPT_LIST("proxy_trusted"),
+        OPT("proxy_timeout"),
         CFG_END()
 };
 
@@ -357,33 +360,29 @@ static char *get_name(struct validator *v, const char *key) {
         return strdup(c->text);
 }
 
-static int validate_addresses(struct validator *v, const char *key, struct listen_entry **ret, size_t *ret_n);
-
-static int validate_listen(struct validator *v, struct config *cfg) {
-        const char *key = "listen";
+/* The addresses of key into *ret, none of them also in others (n_others);
+ * def (or none, when NULL) when key is not set. */
+static int validate_listen_list(struct validator *v, const char *key, const char *def,
+                                const struct listen_entry *others, size_t n_others,
+                                struct listen_entry **ret, size_t *ret_n) {
         unsigned n = cfg_size(v->cfg, key);
 
+        if (n == 0 && !def)
+                return 0;
         if (n == 0) {
-                cfg->listen = calloc(1, sizeof *cfg->listen);
-                if (!cfg->listen)
+                *ret = calloc(1, sizeof **ret);
+                if (!*ret)
                         return -ENOMEM;
-                cfg->listen[0].text = strdup("[::]:7");
-                if (!cfg->listen[0].text)
+                (*ret)[0].text = strdup(def);
+                if (!(*ret)[0].text)
                         return -ENOMEM;
-                (void) sockaddr_parse(cfg->listen[0].text, &cfg->listen[0].addr);
-                cfg->n_listen = 1;
+                (void) sockaddr_parse((*ret)[0].text, &(*ret)[0].addr);
+                *ret_n = 1;
                 return 0;
         }
-        return validate_addresses(v, key, &cfg->listen, &cfg->n_listen);
-}
 
-/* The entries of key, a list of "ADDR:PORT": each parsed, none twice. */
-static int validate_addresses(struct validator *v, const char *key, struct listen_entry **ret, size_t *ret_n) {
-        unsigned n = cfg_size(v->cfg, key);
-        struct listen_entry *list;
-
-        *ret = list = calloc(n + 1, sizeof *list);
-        if (!list)
+        *ret = calloc(n, sizeof **ret);
+        if (!*ret)
                 return -ENOMEM;
         for (unsigned i = 0; i < n; i++) {
                 const struct cval *c = cfg_getnptr(v->cfg, key, i);
@@ -409,17 +408,66 @@ static int validate_addresses(struct validator *v, const char *key, struct liste
                 }
                 bool dup = false;
                 for (size_t j = 0; j < *ret_n; j++)
-                        if (sockaddr_equal(&list[j].addr, &a))
+                        if (sockaddr_equal(&(*ret)[j].addr, &a))
+                                dup = true;
+                for (size_t j = 0; j < n_others; j++)
+                        if (sockaddr_equal(&others[j].addr, &a))
                                 dup = true;
                 if (dup) {
                         verr(v, c->line, key, "address '%s' is listed twice", c->text);
                         continue;
                 }
-                list[*ret_n].text = strdup(c->text);
-                if (!list[*ret_n].text)
+                (*ret)[*ret_n].text = strdup(c->text);
+                if (!(*ret)[*ret_n].text)
                         return -ENOMEM;
-                list[(*ret_n)++].addr = a;
+                (*ret)[(*ret_n)++].addr = a;
         }
+        return 0;
+}
+
+static int validate_listen(struct validator *v, struct config *cfg) {
+        /* With proxy listeners only, there is no plain one by default. */
+        return validate_listen_list(v, "listen", cfg_size(v->cfg, "proxy_listen") > 0 ? NULL : "[::]:7", NULL, 0,
+                                    &cfg->listen, &cfg->n_listen);
+}
+
+/* proxy_listen, proxy_trusted (required with it) and proxy_timeout. */
+static int validate_proxy(struct validator *v, struct config *cfg) {
+        const char *key = "proxy_trusted";
+        unsigned n = cfg_size(v->cfg, key);
+        int r;
+
+        r = validate_listen_list(v, "proxy_listen", NULL, cfg->listen, cfg->n_listen,
+                                 &cfg->proxy_listen, &cfg->n_proxy_listen);
+        if (r < 0)
+                return r;
+        cfg->proxy_trusted = calloc(n + 1, sizeof *cfg->proxy_trusted);
+        if (!cfg->proxy_trusted)
+                return -ENOMEM;
+        for (unsigned i = 0; i < n; i++) {
+                const struct cval *c = cfg_getnptr(v->cfg, key, i);
+                struct netaddr net;
+
+                if (empty_value(v, c, key))
+                        continue;
+                r = netaddr_parse_cidr(c->text, &net);
+                if (r == -EADDRNOTAVAIL) {
+                        verr(v, c->line, key, "'%s' has address bits set beyond its prefix length; write the network address (e.g. 192.0.2.0/24, not 192.0.2.1/24)",
+                             c->text);
+                        continue;
+                }
+                if (r < 0) {
+                        verr(v, c->line, key, "invalid network '%s': expected ADDRESS or ADDRESS/PREFIX of the load balancers, e.g. 192.0.2.10 or 10.0.0.0/8",
+                             c->text);
+                        continue;
+                }
+                cfg->proxy_trusted[cfg->n_proxy_trusted++] = net;
+        }
+        if (cfg_size(v->cfg, "proxy_listen") > 0 && n == 0)
+                verr(v, ((const struct cval *) cfg_getnptr(v->cfg, "proxy_listen", 0))->line, "proxy_listen",
+                     "set, but proxy_trusted is empty: list the load balancers' networks there, "
+                     "only they may send a PROXY header");
+        get_duration(v, "proxy_timeout", 3 * USEC_PER_SEC, false, &cfg->proxy_timeout_usec);
         return 0;
 }
 
@@ -497,7 +545,7 @@ static int validate_udp(struct validator *v, struct config *cfg) {
         const struct cval *c;
         int r;
 
-        r = validate_addresses(v, "listen_udp", &cfg->listen_udp, &cfg->n_listen_udp);
+        r = validate_listen_list(v, "listen_udp", NULL, NULL, 0, &cfg->listen_udp, &cfg->n_listen_udp);
         if (r < 0)
                 return r;
 
@@ -603,7 +651,10 @@ static int validate(struct validator *v, struct config *cfg) {
                 verr(v, c->line, "metrics_file", "'%s' does not end in .prom, the only files node-exporter's textfile collector reads",
                      cfg->metrics_file);
         get_duration(v, "metrics_interval", 15 * USEC_PER_SEC, false, &cfg->metrics_interval_usec);
-        return validate_udp(v, cfg);
+        r = validate_udp(v, cfg);
+        if (r < 0)
+                return r;
+        return validate_proxy(v, cfg);
 }
 
 struct config *config_free(struct config *c) {
@@ -616,6 +667,10 @@ struct config *config_free(struct config *c) {
                 free(c->listen_udp[i].text);
         free(c->listen_udp);
         free(c->udp_deny_source_ports);
+        for (size_t i = 0; i < c->n_proxy_listen; i++)
+                free(c->proxy_listen[i].text);
+        free(c->proxy_listen);
+        free(c->proxy_trusted);
         free(c->acl);
         free(c->user);
         free(c->group);
@@ -817,4 +872,17 @@ void config_dump(const struct config *c, FILE *f) {
         fprintf(f, "udp_rate_limit = %u\n", c->udp_rate_limit);
         fprintf(f, "udp_rate_limit_burst = %u\n", c->udp_rate_limit_burst);
         fprintf(f, "udp_max_bytes_per_second = %" PRIu64 "\n", c->udp_max_bytes_per_second);
+        fprintf(f, "proxy_listen = {");
+        for (size_t i = 0; i < c->n_proxy_listen; i++) {
+                fprintf(f, "%s ", i ? "," : "");
+                dump_string(f, c->proxy_listen[i].text);
+        }
+        fprintf(f, " }\nproxy_trusted = {");
+        for (size_t i = 0; i < c->n_proxy_trusted; i++) {
+                char buf[64];
+                netaddr_format(&c->proxy_trusted[i], buf, sizeof buf);
+                fprintf(f, "%s \"%s\"", i ? "," : "", buf);
+        }
+        fprintf(f, " }\n");
+        dump_duration(f, "proxy_timeout", c->proxy_timeout_usec);
 }

@@ -76,6 +76,12 @@ struct config {
         unsigned udp_rate_limit;                /* datagrams per second, 0 = off */
         unsigned udp_rate_limit_burst;
         uint64_t udp_max_bytes_per_second;      /* reply bytes, 0 = off */
+
+        struct listen_entry *proxy_listen;      /* every connection begins with a PROXY header */
+        size_t n_proxy_listen;
+        struct netaddr *proxy_trusted;          /* the balancers allowed to send one */
+        size_t n_proxy_trusted;
+        uint64_t proxy_timeout_usec;            /* for the whole header */
 };
 
 /* A range of UDP source ports, first..last inclusive. */

@@ -2,6 +2,7 @@
 /* Opening our own listeners or adopting systemd's. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,6 +24,11 @@ const char *listener_kind_name(enum listener_kind k) {
                 [LISTENER_UDP] = "udp",
         };
         return k < _LISTENER_KIND_MAX ? names[k] : "?";
+}
+
+/* For logs: "UDP " before a UDP listener's address. */
+static const char *listener_kind_prefix(enum listener_kind k) {
+        return k == LISTENER_UDP ? "UDP " : "";
 }
 
 int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog, bool reuse_port) {
@@ -159,6 +165,19 @@ int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd
         return n;
 }
 
+void listener_set_kind(struct listener *l, enum listener_kind k) {
+        /* A balancer sends its header at once: with TCP_DEFER_ACCEPT the
+         * kernel hands the connection over with it (for up to a few seconds),
+         * so the master finds it whole at accept() and never needs to
+         * watch the connection. What does not come in time is accepted
+         * anyway, and proxy_timeout still applies. */
+        int defer = k == LISTENER_PROXY ? 3 : 0;
+
+        if (k != LISTENER_UDP && (l->kind == LISTENER_PROXY || k == LISTENER_PROXY))
+                (void) setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
+        l->kind = k;
+}
+
 void listener_close(struct listener *l) {
         l->fd = safe_close(l->fd);
 }
@@ -167,7 +186,9 @@ void listener_close(struct listener *l) {
 static bool take_stored(struct listener *passed, size_t n_passed, enum listener_kind kind,
                         const struct sockaddr_any *addr, struct listener *ret) {
         for (size_t i = 0; i < n_passed; i++)
-                if (passed[i].fd >= 0 && passed[i].stored && passed[i].kind == kind &&
+                /* A TCP listener may come back as a proxy one or the other way. */
+                if (passed[i].fd >= 0 && passed[i].stored &&
+                    (passed[i].kind == LISTENER_UDP) == (kind == LISTENER_UDP) &&
                     sockaddr_equal(&passed[i].addr, addr)) {
                         *ret = passed[i];
                         passed[i].fd = -1;
@@ -203,17 +224,27 @@ static int setup_own(struct listener *l, enum listener_kind kind, const struct s
                 /* The configuration's backlog, which may have changed. */
                 if (kind != LISTENER_UDP)
                         (void) listen(l->fd, (int) backlog);
-                log_info("listening on %s (kept open across the restart)", l->name);
+                if (l->kind != kind) {
+                        /* Its name in the store says its kind. */
+                        (void) fdstore_remove(l);
+                        listener_set_kind(l, kind);
+                        (void) fdstore_add(l);
+                } else
+                        listener_set_kind(l, kind);     /* TCP_DEFER_ACCEPT for a proxy one */
+                log_info("listening on %s%s (kept open across the restart)%s", listener_kind_prefix(kind), l->name,
+                         kind == LISTENER_PROXY ? ", for connections behind a PROXY header" : "");
                 return 0;
         }
         r = kind == LISTENER_UDP ? listener_open_udp(l, addr, reuse_port) : listener_open(l, addr, backlog, reuse_port);
         if (r < 0)
-                return log_error_errno(r, "cannot listen on %s%s: %m", kind == LISTENER_UDP ? "UDP " : "", text);
+                return log_error_errno(r, "cannot listen on %s%s: %m", listener_kind_prefix(kind), text);
+        listener_set_kind(l, kind);
         r = fdstore_add(l);
         if (r < 0)
                 log_warning_errno(r, "cannot hand listener %s to systemd's fd store (%m): a restart will refuse "
                                   "connections to it until echod listens again", l->name);
-        log_info("listening on %s%s", kind == LISTENER_UDP ? "UDP " : "", l->name);
+        log_info("listening on %s%s%s", listener_kind_prefix(kind), l->name,
+                 kind == LISTENER_PROXY ? " for connections behind a PROXY header" : "");
         return 0;
 }
 
@@ -244,27 +275,43 @@ int listeners_setup(const struct config *c, struct listener **ret, size_t *ret_n
                         if (!passed[i].stored) {
                                 (*ret)[(*ret_n)++] = passed[i];
                                 passed[i].fd = -1;
-                                log_info("using %ssocket %s passed by systemd",
-                                         passed[i].kind == LISTENER_UDP ? "UDP " : "", passed[i].name);
+                                log_info("using %ssocket %s passed by systemd%s",
+                                         passed[i].kind == LISTENER_UDP ? "UDP " : "", passed[i].name,
+                                         passed[i].kind == LISTENER_PROXY ? " (PROXY protocol)" : "");
                         }
                 drop_stored(passed, n_passed, "socket activated");
                 log_info("socket activated: the 'listen' setting in %s is ignored", c->path);
                 if (c->n_listen_udp > 0)
                         log_info("socket activated: the 'listen_udp' setting in %s is ignored", c->path);
+                for (size_t i = 0; i < *ret_n; i++)
+                        if ((*ret)[i].kind == LISTENER_PROXY && c->n_proxy_trusted == 0) {
+                                log_warning("socket %s is named 'proxy', but proxy_trusted in %s is empty: "
+                                            "every connection to it is refused", (*ret)[i].name, c->path);
+                                break;
+                        }
                 return 0;
         }
 
-        *ret = calloc(c->n_listen + c->n_listen_udp + 1, sizeof **ret);
+        *ret = calloc(c->n_listen + c->n_proxy_listen + c->n_listen_udp + 1, sizeof **ret);
         if (!*ret) {
                 close_passed(passed, n_passed);
                 return log_error_errno(ENOMEM, "out of memory");
         }
-        for (size_t i = 0; i < c->n_listen + c->n_listen_udp; i++) {
-                bool udp = i >= c->n_listen;
-                const struct listen_entry *e = udp ? &c->listen_udp[i - c->n_listen] : &c->listen[i];
+        for (size_t i = 0; i < c->n_listen + c->n_proxy_listen + c->n_listen_udp; i++) {
+                const struct listen_entry *e;
+                enum listener_kind kind;
 
-                r = setup_own(&(*ret)[i], udp ? LISTENER_UDP : LISTENER_TCP, &e->addr, e->text, c->backlog,
-                              c->reuse_port, passed, n_passed);
+                if (i < c->n_listen) {
+                        kind = LISTENER_TCP;
+                        e = &c->listen[i];
+                } else if (i < c->n_listen + c->n_proxy_listen) {
+                        kind = LISTENER_PROXY;
+                        e = &c->proxy_listen[i - c->n_listen];
+                } else {
+                        kind = LISTENER_UDP;
+                        e = &c->listen_udp[i - c->n_listen - c->n_proxy_listen];
+                }
+                r = setup_own(&(*ret)[i], kind, &e->addr, e->text, c->backlog, c->reuse_port, passed, n_passed);
                 if (r < 0) {
                         /* Not removed from the store: Restart= may bring
                          * back an echod that can use them. */

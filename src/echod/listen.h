@@ -48,6 +48,9 @@ int listener_udp_options(int fd, int family);
  * (*ret_bad_fd says which), or -errno. */
 int listeners_from_systemd(struct listener **ret, size_t *ret_n, int *ret_bad_fd);
 
+/* Makes l serve k (a proxy listener defers accepting until data came). */
+void listener_set_kind(struct listener *l, enum listener_kind k);
+
 void listener_close(struct listener *l);
 
 /* The listeners of c: those a socket unit passed (*ret_activated, and c's

@@ -22,7 +22,7 @@
 #include "macro.h"
 #include "strbuf.h"
 
-#define MAX_FIELDS 32
+#define MAX_FIELDS 64
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 static enum log_target log_target = LOG_TARGET_STDERR;
@@ -471,9 +471,17 @@ const char *log_connections_to_string(enum log_connections mode) {
 bool log_conn_record(const struct conn_record *r) {
         char peer[ADDR_STR_MAX + 8], bytes[64] = "bytes unknown", how[96] = "";
         char f_bytes[32] = "", f_errno[32] = "", f_signal[32] = "";
+        char f_proxy[ADDR_STR_MAX + 16] = "", f_proxy_port[32] = "", via[ADDR_STR_MAX + 16] = "";
         bool v6 = strchr(r->host, ':') != NULL;
 
         snprintf(peer, sizeof peer, "%s%s%s:%u", v6 ? "[" : "", r->host, v6 ? "]" : "", r->remote_port);
+        if (r->proxy_host) {
+                bool pv6 = strchr(r->proxy_host, ':') != NULL;
+                snprintf(f_proxy, sizeof f_proxy, "PROXY_ADDR=%s", r->proxy_host);
+                snprintf(f_proxy_port, sizeof f_proxy_port, "PROXY_PORT=%u", r->proxy_port);
+                snprintf(via, sizeof via, " via %s%s%s:%u", pv6 ? "[" : "", r->proxy_host, pv6 ? "]" : "",
+                         r->proxy_port);
+        }
         if (r->open)
                 return log_struct(LOG_INFO,
                                   LOG_MESSAGE_ID(ECHOD_MID_CONN_OPEN),
@@ -481,8 +489,10 @@ bool log_conn_record(const struct conn_record *r) {
                                   "REMOTE_PORT=%u", r->remote_port,
                                   "LOCAL_PORT=%u", r->local_port,
                                   "WORKER_PID=%d", r->pid,
-                                  LOG_MESSAGE("connection from %s to port %u opened (worker %d)",
-                                              peer, r->local_port, r->pid));
+                                  "%s", f_proxy,
+                                  "%s", f_proxy_port,
+                                  LOG_MESSAGE("connection from %s%s to port %u opened (worker %d)",
+                                              peer, via, r->local_port, r->pid));
 
         /* Fields that are not known are left out, not written as 0. */
         if (r->bytes_known) {
@@ -508,7 +518,9 @@ bool log_conn_record(const struct conn_record *r) {
                           "CLOSE_REASON=%s", r->reason,
                           "%s", f_errno,
                           "%s", f_signal,
-                          LOG_MESSAGE("connection from %s closed: %s%s, %s in %" PRIu64 ".%03" PRIu64 " s",
-                                      peer, r->reason, how, bytes, r->duration_usec / USEC_PER_SEC,
+                          "%s", f_proxy,
+                          "%s", f_proxy_port,
+                          LOG_MESSAGE("connection from %s%s closed: %s%s, %s in %" PRIu64 ".%03" PRIu64 " s",
+                                      peer, via, r->reason, how, bytes, r->duration_usec / USEC_PER_SEC,
                                       r->duration_usec % USEC_PER_SEC / USEC_PER_MSEC));
 }

@@ -58,7 +58,7 @@ void log_record_text(int priority, bool force, const char *mid, const char *cons
  * Or LOG_FORCE into the priority to skip the level filter. Fields are cut at LOG_STRUCT_FIELDS_MAX bytes in all.
  */
 #define LOG_FORCE 0x100
-#define LOG_STRUCT_FIELDS_MAX 4096
+#define LOG_STRUCT_FIELDS_MAX 8192
 #define LOG_MESSAGE(...) "MESSAGE=" __VA_ARGS__
 #define LOG_MESSAGE_ID(id) "MESSAGE_ID=" id
 /* Returns false when the journal did not take the record. */
@@ -127,6 +127,8 @@ struct conn_record {
         bool bytes_known;               /* the worker reported them */
         uint64_t bytes;
         uint64_t duration_usec;
+        const char *proxy_host;         /* PROXY_ADDR: the balancer, NULL = none */
+        uint16_t proxy_port;
 };
 
 /* Writes r: the MESSAGE_ID and fields of ECHOD_MID_CONN_OPEN or

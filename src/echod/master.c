@@ -79,6 +79,7 @@ static void begin_stop(struct master *m, int sig, uint64_t now) {
         for (size_t i = 0; i < m->n_listeners; i++)
                 listener_close(&m->listeners[i]);
         m->n_listeners = 0;
+        proxy_close_all(m);
         children_signal(m, SIGTERM);
         m->stop_deadline = now + m->cfg->shutdown_timeout_usec;
 }
@@ -132,7 +133,7 @@ static int handle_signals(struct master *m) {
                 master_reload(m);
         /* Returns only when this image runs on. */
         if (usr2 && !m->stopping && !term)
-                master_upgrade(m);
+                upgrade_request(m);
         if (term)
                 begin_stop(m, term, now_usec(CLOCK_MONOTONIC));
         return (hup || term) ? 1 : 0;
@@ -153,6 +154,8 @@ static uint64_t next_deadline(const struct master *m) {
                 deadline = metrics_next(m);
         if (udp_next_deadline(m) < deadline)
                 deadline = udp_next_deadline(m);
+        if (proxy_next_deadline(m) < deadline)
+                deadline = proxy_next_deadline(m);
         return deadline;
 }
 
@@ -186,16 +189,19 @@ static void watch_journal(struct master *m) {
 }
 
 static void run_timers(struct master *m, uint64_t now) {
+        if (m->upgrade_waiting)
+                upgrade_retry(m);
         if (log_journal_queued() > 0)
                 (void) log_journal_flush();
         if (m->paused_until && now >= m->paused_until) {
                 m->paused_until = 0;
-                if (!m->stopping)
+                if (!m->stopping && !m->upgrade_waiting)
                         (void) master_watch_listeners(m, true);
         }
         if (m->status_dirty && now >= m->status_sent + USEC_PER_SEC)
                 status_send(m, now);
         status_flush_refusals(m, now);
+        proxy_timers(m, now);
         check_stop_deadline(m, now);
         if (master_active(m) > 0 && now >= m->next_sweep) {
                 children_sweep(m);
@@ -235,6 +241,9 @@ static int event_loop(struct master *m) {
                                         return log_error_errno(r, "cannot read signals: %m");
                                 changed = r > 0;
                         }
+                for (int i = 0; i < n; i++)
+                        if (PROXY_TAG_IS(ev[i].data.u64))
+                                proxy_event(m, ev[i].data.u64, ev[i].events);
                 /* A reload or stop may have replaced the listeners these events name. */
                 for (int i = 0; i < n && !changed && m->watching; i++)
                         if (ev[i].data.u64 < m->n_listeners)
@@ -382,6 +391,8 @@ static void master_done(struct master *m) {
                         ;
         }
         udp_done(m);
+        proxy_close_all(m);
+        proxy_table_done(&m->proxy);
         free(m->listeners);
         children_done(m);
         sources_done(&m->sources);

@@ -17,6 +17,7 @@
 #include "htab.h"
 #include "listen.h"
 #include "log.h"
+#include "proxy-accept.h"
 #include "sources.h"
 #include "upgrade.h"
 #include "udp.h"
@@ -87,16 +88,19 @@ struct master {
         struct log_ratelimit metrics_rl;
 
         struct udp_worker udp;          /* the UDP worker, not a connection (udp.c) */
+        struct proxy_table proxy;       /* connections waiting for their PROXY header */
 
         bool stopping;
         uint64_t stop_deadline;
         bool killed;
         int ready_fd;                   /* daemon readiness pipe until reported */
         uint64_t upgrades_failed;       /* SIGUSR2 that left this image running */
+        bool upgrade_waiting;           /* SIGUSR2 waits for the PROXY headers in flight */
 };
 
+/* Workers, and connections waiting for their PROXY header. */
 static inline unsigned master_active(const struct master *m) {
-        return (unsigned) m->children.len;
+        return (unsigned) m->children.len + m->proxy.n;
 }
 
 /* Adds the listeners to the epoll set or takes them out. Returns 0 or -errno. */

@@ -17,10 +17,26 @@ static bool same_string(const char *a, const char *b) {
         return (a == NULL) == (b == NULL) && (!a || strcmp(a, b) == 0);
 }
 
-/* The i-th listener c wants: its `listen` entries, then its `listen_udp` ones. */
+/* The i-th listener c wants: its `listen` entries, then `proxy_listen`,
+ * then `listen_udp`. */
 static const struct listen_entry *wanted(const struct config *c, size_t i, enum listener_kind *ret_kind) {
-        *ret_kind = i < c->n_listen ? LISTENER_TCP : LISTENER_UDP;
-        return i < c->n_listen ? &c->listen[i] : &c->listen_udp[i - c->n_listen];
+        if (i < c->n_listen) {
+                *ret_kind = LISTENER_TCP;
+                return &c->listen[i];
+        }
+        i -= c->n_listen;
+        if (i < c->n_proxy_listen) {
+                *ret_kind = LISTENER_PROXY;
+                return &c->proxy_listen[i];
+        }
+        *ret_kind = LISTENER_UDP;
+        return &c->listen_udp[i - c->n_proxy_listen];
+}
+
+/* Whether a listener of kind have can serve as one of kind want: TCP ones
+ * turn into proxy ones and back on the same socket, UDP ones stay UDP. */
+static bool reusable(enum listener_kind have, enum listener_kind want) {
+        return (have == LISTENER_UDP) == (want == LISTENER_UDP);
 }
 
 /* Opens what is new, keeps what is unchanged (its backlog is never lost),
@@ -28,16 +44,17 @@ static const struct listen_entry *wanted(const struct config *c, size_t i, enum 
  * err says why. */
 static int apply_listeners(struct master *m, const struct config *c, char *err, size_t errsize,
                            size_t *ret_added, size_t *ret_removed, bool *ret_udp_changed) {
-        size_t n_wanted = c->n_listen + c->n_listen_udp;
+        size_t n_wanted = c->n_listen + c->n_proxy_listen + c->n_listen_udp;
         _cleanup_free_ struct listener *ls = calloc(n_wanted ? n_wanted : 1, sizeof *ls);
         _cleanup_free_ bool *kept = calloc(m->n_listeners + 1, sizeof *kept);
         _cleanup_free_ bool *opened = calloc(n_wanted + 1, sizeof *opened);
+        _cleanup_free_ bool *rekinded = calloc(n_wanted + 1, sizeof *rekinded);
         bool udp_changed = false;
         bool was_watching = m->watching;
         size_t added = 0, removed = 0;
         int r;
 
-        if (!ls || !kept || !opened) {
+        if (!ls || !kept || !opened || !rekinded) {
                 snprintf(err, errsize, "out of memory");
                 return -ENOMEM;
         }
@@ -46,17 +63,22 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                 const struct listen_entry *e = wanted(c, i, &kind);
                 size_t j;
                 for (j = 0; j < m->n_listeners; j++)
-                        if (!kept[j] && m->listeners[j].kind == kind && sockaddr_equal(&m->listeners[j].addr, &e->addr))
+                        if (!kept[j] && reusable(m->listeners[j].kind, kind) &&
+                            sockaddr_equal(&m->listeners[j].addr, &e->addr))
                                 break;
                 if (j < m->n_listeners) {
                         ls[i] = m->listeners[j];
                         kept[j] = true;
+                        /* Turned into the other kind below, once nothing can fail. */
+                        rekinded[i] = ls[i].kind != kind;
                         if (kind != LISTENER_UDP && c->backlog != m->cfg->backlog)
                                 (void) listen(ls[i].fd, (int) c->backlog);
                         continue;
                 }
                 r = kind == LISTENER_UDP ? listener_open_udp(&ls[i], &e->addr, c->reuse_port)
                                          : listener_open(&ls[i], &e->addr, c->backlog, c->reuse_port);
+                if (r >= 0 && kind == LISTENER_PROXY)
+                        listener_set_kind(&ls[i], LISTENER_PROXY);
                 if (r < 0) {
                         errno = -r;
                         snprintf(err, errsize, "cannot listen on %s%s: %m", kind == LISTENER_UDP ? "UDP " : "", e->text);
@@ -81,11 +103,21 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
         /* The worker serves the old set, descriptors it holds: it goes first. */
         if (udp_changed)
                 udp_stop(m);
+        for (size_t i = 0; i < n_wanted; i++) {
+                enum listener_kind kind;
+
+                (void) wanted(c, i, &kind);
+                if (rekinded[i]) {
+                        /* Its name in the fd store says its kind. */
+                        (void) fdstore_remove(&ls[i]);
+                        listener_set_kind(&ls[i], kind);
+                }
+        }
         free(m->listeners);
         m->listeners = TAKE_PTR(ls);
         m->n_listeners = n_wanted;
         for (size_t i = 0; i < n_wanted; i++)
-                if (opened[i] && fdstore_add(&m->listeners[i]) < 0)
+                if ((opened[i] || rekinded[i]) && fdstore_add(&m->listeners[i]) < 0)
                         log_warning("cannot hand listener %s to systemd's fd store: a restart will refuse "
                                     "connections to it until echod listens again", m->listeners[i].name);
         if (was_watching)

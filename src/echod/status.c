@@ -92,6 +92,9 @@ void status_log(struct master *m) {
                    "REFUSED_ACCESS=%" PRIu64, n[REFUSED_ACCESS],
                    "REFUSED_SOURCES_FULL=%" PRIu64, n[REFUSED_SOURCES],
                    "REFUSED_RESOURCES=%" PRIu64, n[REFUSED_RESOURCES],
+                   "REFUSED_PROXY_UNTRUSTED=%" PRIu64, n[REFUSED_PROXY_UNTRUSTED],
+                   "REFUSED_PROXY_HEADER=%" PRIu64, n[REFUSED_PROXY_HEADER],
+                   "REFUSED_PROXY_TIMEOUT=%" PRIu64, n[REFUSED_PROXY_TIMEOUT],
                    "LOG_DROPPED=%" PRIu64, log_dropped(),
                    "LOG_QUEUED=%zu", log_journal_queued(),
                    "REPORTS_IGNORED=%" PRIu64, m->reports_ignored,
@@ -115,7 +118,13 @@ void status_log(struct master *m) {
 
 void status_refused(struct master *m, const struct sockaddr_any *peer, const struct listener *l,
                     const struct verdict *v, uint64_t now) {
+        status_refused_via(m, peer, NULL, l, v, now);
+}
+
+void status_refused_via(struct master *m, const struct sockaddr_any *peer, const struct sockaddr_any *balancer,
+                        const struct listener *l, const struct verdict *v, uint64_t now) {
         char host[ADDR_STR_MAX], peer_str[ADDR_STR_MAX], detail[192], note[96] = "";
+        char f_proxy[ADDR_STR_MAX + 16] = "", f_proxy_port[32] = "", via[ADDR_STR_MAX + 8] = "";
         uint64_t suppressed;
 
         m->refused[v->reason]++;
@@ -128,6 +137,14 @@ void status_refused(struct master *m, const struct sockaddr_any *peer, const str
         verdict_format(v, m->cfg, detail, sizeof detail);
         if (suppressed > 0)
                 snprintf(note, sizeof note, " (%" PRIu64 " similar refusals not logged in the last second)", suppressed);
+        if (balancer) {
+                char b[ADDR_STR_MAX];
+                sockaddr_format_host(balancer, b, sizeof b);
+                snprintf(f_proxy, sizeof f_proxy, "PROXY_ADDR=%s", b);
+                snprintf(f_proxy_port, sizeof f_proxy_port, "PROXY_PORT=%u", sockaddr_port(balancer));
+                sockaddr_format(balancer, b, sizeof b);
+                snprintf(via, sizeof via, " via %s", b);
+        }
         log_struct(LOG_WARNING,
                    LOG_MESSAGE_ID(ECHOD_MID_CONN_REFUSED),
                    "REMOTE_ADDR=%s", host,
@@ -135,7 +152,9 @@ void status_refused(struct master *m, const struct sockaddr_any *peer, const str
                    "LOCAL_PORT=%u", sockaddr_port(&l->addr),
                    "CLOSE_REASON=%s", refusal_to_string(v->reason),
                    "SUPPRESSED=%" PRIu64, suppressed,
-                   LOG_MESSAGE("refused connection from %s: %s, closing it%s", peer_str, detail, note));
+                   "%s", f_proxy,
+                   "%s", f_proxy_port,
+                   LOG_MESSAGE("refused connection from %s%s: %s, closing it%s", peer_str, via, detail, note));
 }
 
 static bool summary_due(const struct log_ratelimit *rl, uint64_t now) {

@@ -27,6 +27,9 @@ void status_log(struct master *m);
  * are counted and summed up when the second is over). */
 void status_refused(struct master *m, const struct sockaddr_any *peer, const struct listener *l,
                     const struct verdict *v, uint64_t now);
+/* The same for a client a balancer's PROXY header named (balancer NULL = none). */
+void status_refused_via(struct master *m, const struct sockaddr_any *peer, const struct sockaddr_any *balancer,
+                        const struct listener *l, const struct verdict *v, uint64_t now);
 /*
  * Writes a connection's record within the record budget (log_rate,
  * log_rate_burst). One over budget, or that the journal did not take, is

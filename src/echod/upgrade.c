@@ -181,6 +181,9 @@ void upgrade_adopt(struct master *m, const struct upgrade_state *s) {
                         .reason = rec->reason,
                         .error = rec->error,
                         .bytes = rec->bytes,
+                        .proxied = rec->has_proxy,
+                        .proxy_port = rec->proxy_port,
+                        .proxy = rec->proxy,
                 };
                 ch->key = sources_key(&m->sources, &ch->remote);
                 if (!ch->reported) {
@@ -293,6 +296,9 @@ static void record_from_child(struct upgrade_record *rec, const struct child *ch
                 .error = ch->error,
                 .bytes = ch->bytes,
                 .start = ch->start,
+                .has_proxy = ch->proxied,
+                .proxy_port = ch->proxy_port,
+                .proxy = ch->proxy,
         };
 }
 
@@ -575,4 +581,34 @@ void master_upgrade(struct master *m) {
         errno = -r;
         snprintf(err, sizeof err, "cannot execute %s: %m", exe);
         upgrade_failed(m, err);
+}
+
+/*
+ * Connections waiting for their PROXY header are the master's own
+ * descriptors, which execve() would close: the upgrade waits until each has
+ * its header or its proxy_timeout is over. Meanwhile no listener is watched
+ * (new connections wait in the backlogs, which the new image takes over).
+ */
+void upgrade_request(struct master *m) {
+        if (m->proxy.n > 0) {
+                if (!m->upgrade_waiting)
+                        log_info("SIGUSR2: the in-place upgrade waits for %u connection%s PROXY header%s "
+                                 "(at most proxy_timeout); new connections wait in the backlog",
+                                 m->proxy.n, m->proxy.n == 1 ? "'s" : "s'", m->proxy.n == 1 ? "" : "s");
+                m->upgrade_waiting = true;
+                (void) master_watch_listeners(m, false);
+                return;
+        }
+        m->upgrade_waiting = false;
+        master_upgrade(m);
+        /* Still here: the upgrade did not happen. */
+        if (!m->stopping && !m->paused_until)
+                (void) master_watch_listeners(m, true);
+}
+
+void upgrade_retry(struct master *m) {
+        if (m->stopping)
+                m->upgrade_waiting = false;
+        else if (m->proxy.n == 0)
+                upgrade_request(m);
 }

@@ -79,3 +79,10 @@ void upgrade_adopt(struct master *m, const struct upgrade_state *s);
 /* The old image, on SIGUSR2. Returns only when no upgrade happened (the
  * reason was logged); the master then serves on unchanged. */
 void master_upgrade(struct master *m);
+
+/* SIGUSR2: the upgrade, once no connection waits for its PROXY header
+ * (their descriptors would not survive execve()); until then the
+ * listeners are not watched. */
+void upgrade_request(struct master *m);
+/* From the loop's timers while the upgrade waits. */
+void upgrade_retry(struct master *m);

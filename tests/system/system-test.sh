@@ -763,6 +763,38 @@ ok "echod --inetd, started by echod-inetd.socket, served the connections"
 ct 60 systemctl stop echod-inetd.socket
 ct 60 systemctl start echod.socket
 
+# ---------------------------------------------------------------- 5c: proxy socket
+
+step "step 5c: a socket with FileDescriptorName=proxy: a load balancer's PROXY header names the client"
+# echod(8)'s example: a second socket unit, and Sockets= so that
+# echod.service gets both; the config trusts the balancer (echoc, here).
+PROXY_PORT=$(client free-port)
+ct_sh 10 "printf '%s\n' '[Socket]' 'ListenStream=127.0.0.1:$PROXY_PORT' 'FileDescriptorName=proxy' \
+                'Service=echod.service' > /etc/systemd/system/echod-proxy.socket &&
+        mkdir -p /etc/systemd/system/echod.service.d &&
+        printf '%s\n' '[Service]' 'Sockets=echod.socket echod-proxy.socket' \
+                > /etc/systemd/system/echod.service.d/proxy.conf &&
+        printf '%s\n' 'proxy_trusted = { \"127.0.0.1\" }' >> $CONF"
+ct 60 systemctl stop echod.service 2>&1 | sed 's/^/    /'
+ct 60 systemctl daemon-reload
+ct 60 systemctl start echod-proxy.socket || fail "echod-proxy.socket does not start"
+out=$(ct_sh 30 "echo through-the-balancer | echoc --proxy v2 --proxy-source 192.0.2.7:5000 127.0.0.1 $PROXY_PORT") ||
+        fail "no echo through the proxy socket"
+[[ $out == through-the-balancer ]] || fail "echo through the proxy socket was '$out'"
+ok "echoed through the proxy socket, after a PROXY v2 header"
+poll 20 "a close record naming client 192.0.2.7" journal_has echod.service 'REMOTE_ADDR=192\.0\.2\.7$'
+rec=$(ct 20 journalctl --no-pager -o verbose -u echod REMOTE_ADDR=192.0.2.7)
+grep -q 'REMOTE_PORT=5000$' <<<"$rec" || fail "the record lacks REMOTE_PORT=5000: $rec"
+grep -q 'PROXY_ADDR=127\.0\.0\.1$' <<<"$rec" || fail "the record lacks PROXY_ADDR=127.0.0.1: $rec"
+grep -q 'PROXY_PORT=[0-9]' <<<"$rec" || fail "the record lacks PROXY_PORT: $rec"
+ok "the journal record names the client (REMOTE_ADDR=192.0.2.7 REMOTE_PORT=5000) and the balancer (PROXY_ADDR=127.0.0.1)"
+echo_ok 127.0.0.1 "$PORT"
+ok "echod.socket, passed beside it, stays a plain listener"
+ct 60 systemctl stop echod.service echod-proxy.socket 2>&1 | sed 's/^/    /'
+ct 10 rm -f /etc/systemd/system/echod-proxy.socket /etc/systemd/system/echod.service.d/proxy.conf
+ct 10 cp /root/echod.conf.orig "$CONF"
+ct 60 systemctl daemon-reload
+
 # ---------------------------------------------------------------- 6: stop, purge
 
 step "step 6: stop and purge"

@@ -391,6 +391,83 @@ START_TEST(test_verdict_format)
 }
 END_TEST
 
+/* ---- a proxy listener's balancer, before its header ---- */
+
+static bool try_balancer(struct admit_fixture *f, const char *addr, uint64_t now, struct verdict *v) {
+        const struct admit_tables t = { .active = f->active, .sources = &f->sources, .rate_tat = &f->rate_tat };
+        struct netaddr a = net(addr);
+        bool ok = admit_balancer(&f->acl.cfg, &t, &a, now, v);
+
+        ck_assert(ok == v->accepted);
+        if (ok)
+                f->active++;
+        return ok;
+}
+
+START_TEST(test_admit_balancer)
+{
+        static const char *const deny[] = { "10.0.0.0/8", NULL };
+        struct netaddr trusted[] = { net("10.0.0.10"), net("2001:db8::/64") };
+        struct admit_fixture f;
+        struct verdict v;
+        struct source *s;
+
+        admit_setup(&f, 8);
+        acl_setup(&f.acl, NULL, deny);
+        f.acl.cfg.path = (char *) "test.conf";
+        f.acl.cfg.proxy_trusted = trusted;
+        f.acl.cfg.n_proxy_trusted = ARRAY_SIZE(trusted);
+        f.acl.cfg.max_connections = 4;
+        f.acl.cfg.max_connections_per_source = 2;
+        f.acl.cfg.rate_limit_per_source = 1;
+        f.acl.cfg.rate_limit_per_source_burst = 1;
+
+        /* Untrusted: refused first, whatever else holds. */
+        ck_assert(!try_balancer(&f, "10.0.0.11", T0, &v));
+        ck_assert_int_eq(v.reason, REFUSED_PROXY_UNTRUSTED);
+        ck_assert_uint_eq(f.sources.h.len, 0);
+        /* Trusted: neither the deny nor the per-source rate applies to the
+         * balancer, but its own per-source count does. */
+        ck_assert(try_balancer(&f, "10.0.0.10", T0, &v));
+        ck_assert(try_balancer(&f, "10.0.0.10", T0, &v));
+        s = sources_get(&f.sources, &v.key);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_uint_eq(s->active, 2);
+        ck_assert_uint_eq(s->tat, 0);           /* no rate charged */
+        ck_assert(!try_balancer(&f, "10.0.0.10", T0, &v));
+        ck_assert_int_eq(v.reason, REFUSED_PER_SOURCE);
+        /* Another balancer, and then the global cap. */
+        ck_assert(try_balancer(&f, "2001:db8::1", T0, &v));
+        ck_assert(try_balancer(&f, "2001:db8::2", T0, &v));
+        ck_assert(!try_balancer(&f, "2001:db8::3", T0, &v));
+        ck_assert_int_eq(v.reason, REFUSED_LIMIT);
+        /* Released with the stored key, the count is gone. */
+        sources_put(&f.sources, &v.key, T0);
+        sources_put(&f.sources, &v.key, T0);
+        ck_assert_ptr_null(sources_get(&f.sources, &v.key));
+        sources_done(&f.sources);
+}
+END_TEST
+
+START_TEST(test_verdict_format_proxy)
+{
+        struct config c = { .path = (char *) "/etc/echod.conf" };
+        struct verdict v = { .reason = REFUSED_PROXY_HEADER, .what = "v1: no CRLF within 107 bytes" };
+        char buf[192];
+
+        verdict_format(&v, &c, buf, sizeof buf);
+        ck_assert_str_eq(buf, "invalid PROXY header: v1: no CRLF within 107 bytes");
+        v = (struct verdict) { .reason = REFUSED_PROXY_UNTRUSTED };
+        verdict_format(&v, &c, buf, sizeof buf);
+        ck_assert_str_eq(buf, "a proxy listener's connection not from proxy_trusted (/etc/echod.conf)");
+        v = (struct verdict) { .reason = REFUSED_PROXY_TIMEOUT };
+        verdict_format(&v, &c, buf, sizeof buf);
+        ck_assert_str_eq(buf, "no whole PROXY header within proxy_timeout");
+        ck_assert_str_eq(refusal_to_string(REFUSED_PROXY_TIMEOUT), "refused-proxy-timeout");
+        ck_assert_str_eq(refusal_to_field(REFUSED_PROXY_HEADER), "REFUSED_PROXY_HEADER");
+}
+END_TEST
+
 static Suite *admit_suite(void) {
         Suite *s = suite_create("admit");
         TCase *tc;
@@ -412,6 +489,8 @@ static Suite *admit_suite(void) {
         tcase_add_test(tc, test_admit_prefix_change);
         tcase_add_test(tc, test_admit_prefix_rekey);
         tcase_add_test(tc, test_verdict_format);
+        tcase_add_test(tc, test_admit_balancer);
+        tcase_add_test(tc, test_verdict_format_proxy);
         suite_add_tcase(s, tc);
         return s;
 }

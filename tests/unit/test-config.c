@@ -107,6 +107,13 @@ static void assert_config_equal(const struct config *a, const struct config *b) 
         ck_assert_uint_eq(a->udp_rate_limit, b->udp_rate_limit);
         ck_assert_uint_eq(a->udp_rate_limit_burst, b->udp_rate_limit_burst);
         ck_assert_uint_eq(a->udp_max_bytes_per_second, b->udp_max_bytes_per_second);
+        ck_assert_uint_eq(a->n_proxy_listen, b->n_proxy_listen);
+        for (size_t i = 0; i < a->n_proxy_listen; i++)
+                ck_assert(sockaddr_equal(&a->proxy_listen[i].addr, &b->proxy_listen[i].addr));
+        ck_assert_uint_eq(a->n_proxy_trusted, b->n_proxy_trusted);
+        for (size_t i = 0; i < a->n_proxy_trusted; i++)
+                ck_assert_int_eq(memcmp(&a->proxy_trusted[i], &b->proxy_trusted[i], sizeof a->proxy_trusted[i]), 0);
+        ck_assert_uint_eq(a->proxy_timeout_usec, b->proxy_timeout_usec);
 }
 
 /* The defaults documented in conf/echod.conf and the issues. */
@@ -606,6 +613,42 @@ static void assert_round_trip(const char *text) {
         config_free(b);
 }
 
+START_TEST(test_proxy_keys)
+{
+        struct config *c;
+
+        c = load_ok("");
+        ck_assert_uint_eq(c->n_proxy_listen, 0);
+        ck_assert_uint_eq(c->n_proxy_trusted, 0);
+        ck_assert_uint_eq(c->proxy_timeout_usec, 3 * USEC_PER_SEC);
+        config_free(c);
+
+        /* Proxy listeners only: no plain listener by default. */
+        c = load_ok("proxy_listen = { \"127.0.0.1:7007\", \"[::1]:7007\" }\n"
+                    "proxy_trusted = { \"10.0.0.0/8\", \"2001:db8::1\" }\nproxy_timeout = 1s\n");
+        ck_assert_uint_eq(c->n_listen, 0);
+        ck_assert_uint_eq(c->n_proxy_listen, 2);
+        ck_assert_uint_eq(c->n_proxy_trusted, 2);
+        ck_assert_uint_eq(c->proxy_trusted[1].prefixlen, 128);
+        ck_assert_uint_eq(c->proxy_timeout_usec, USEC_PER_SEC);
+        config_free(c);
+
+        expect_error("listen = { \"127.0.0.1:7\" }\nproxy_listen = { \"127.0.0.1:7007\" }\n",
+                     "t.conf:2: proxy_listen: set, but proxy_trusted is empty");
+        expect_error("listen = { \"127.0.0.1:7\" }\nproxy_listen = { \"127.0.0.1:7\" }\nproxy_trusted = { \"::1\" }\n",
+                     "t.conf:2: proxy_listen: address '127.0.0.1:7' is listed twice");
+        expect_error("proxy_listen = { \"127.0.0.1:7007\" }\nproxy_trusted = { \"10.0.0.1/8\" }\n",
+                     "t.conf:2: proxy_trusted: '10.0.0.1/8' has address bits set");
+        expect_error("proxy_listen = { \"127.0.0.1:7007\" }\nproxy_trusted = { \"lb1\" }\n",
+                     "t.conf:2: proxy_trusted: invalid network 'lb1'");
+        expect_error("proxy_listen = { \"nowhere\" }\nproxy_trusted = { \"::1\" }\n",
+                     "t.conf:1: proxy_listen: invalid address 'nowhere'");
+        expect_error("proxy_timeout = 0\n", "t.conf:1: proxy_timeout: must be greater than 0");
+        assert_round_trip("proxy_listen = { \"127.0.0.1:7007\" }\nproxy_trusted = { \"10.0.0.0/8\", \"::1\" }\n"
+                          "proxy_timeout = 10s\nlisten = { \"[::]:7\" }\n");
+}
+END_TEST
+
 START_TEST(test_dump_round_trip)
 {
         char *d;
@@ -887,6 +930,7 @@ static Suite *config_suite(void) {
 
         tc = tcase_create("dump");
         tcase_add_test(tc, test_dump_round_trip);
+        tcase_add_test(tc, test_proxy_keys);
         tcase_add_test(tc, test_dump_quotes);
         suite_add_tcase(s, tc);
 

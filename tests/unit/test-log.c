@@ -124,6 +124,28 @@ START_TEST(test_full_queue_drops_and_counts)
 }
 END_TEST
 
+/* The status record has some 50 fields: none may be cut off. */
+START_TEST(test_many_fields_all_sent)
+{
+        char buf[16384];
+        ssize_t n;
+
+        ck_assert(log_struct(LOG_INFO,
+                             "F01=1", "F02=2", "F03=3", "F04=4", "F05=5", "F06=6", "F07=7", "F08=8", "F09=9", "F10=10",
+                             "F11=11", "F12=12", "F13=13", "F14=14", "F15=15", "F16=16", "F17=17", "F18=18", "F19=19",
+                             "F20=20", "F21=21", "F22=22", "F23=23", "F24=24", "F25=25", "F26=26", "F27=27", "F28=28",
+                             "F29=29", "F30=30", "F31=31", "F32=32", "F33=33", "F34=34", "F35=35", "F36=36", "F37=37",
+                             "F38=38", "F39=39", "F40=40", "F41=41", "F42=42", "F43=43", "F44=44", "F45=45", "F46=46",
+                             "F47=47", "F48=48", "F49=49", "F50=50", "F51=51", "F52=52", "F53=53", "F54=54", "F55=55",
+                             LOG_MESSAGE("many fields")));
+        n = recv(journal, buf, sizeof buf - 1, MSG_DONTWAIT);
+        ck_assert_int_gt(n, 0);
+        buf[n] = 0;
+        ck_assert_ptr_nonnull(strstr(buf, "\nF01=1\n"));
+        ck_assert_ptr_nonnull(strstr(buf, "\nF55=55\n"));
+}
+END_TEST
+
 START_TEST(test_journal_gone_drops_and_counts)
 {
         uint64_t before = log_dropped();
@@ -142,6 +164,7 @@ static Suite *log_suite(void) {
         tcase_add_test(tc, test_native_protocol);
         tcase_add_test(tc, test_full_socket_queues_in_order);
         tcase_add_test(tc, test_full_queue_drops_and_counts);
+        tcase_add_test(tc, test_many_fields_all_sent);
         tcase_add_test(tc, test_journal_gone_drops_and_counts);
         suite_add_tcase(s, tc);
         return s;
