@@ -18,7 +18,8 @@ static size_t v2(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const void *body, s
         out[13] = fam;
         out[14] = (uint8_t) (len >> 8);
         out[15] = (uint8_t) len;
-        memcpy(out + 16, body, len);
+        if (len > 0)
+                memcpy(out + 16, body, len);
         return 16 + len;
 }
 
@@ -29,7 +30,8 @@ static size_t body4(uint8_t *b, const char *src, uint16_t sport, const char *dst
         ck_assert_int_eq(inet_pton(AF_INET, dst, b + 4), 1);
         b[8] = (uint8_t) (sport >> 8), b[9] = (uint8_t) sport;
         b[10] = (uint8_t) (dport >> 8), b[11] = (uint8_t) dport;
-        memcpy(b + 12, extra, extra_len);
+        if (extra_len > 0)
+                memcpy(b + 12, extra, extra_len);
         return 12 + extra_len;
 }
 
@@ -39,7 +41,8 @@ static size_t body6(uint8_t *b, const char *src, uint16_t sport, const char *dst
         ck_assert_int_eq(inet_pton(AF_INET6, dst, b + 16), 1);
         b[32] = (uint8_t) (sport >> 8), b[33] = (uint8_t) sport;
         b[34] = (uint8_t) (dport >> 8), b[35] = (uint8_t) dport;
-        memcpy(b + 36, extra, extra_len);
+        if (extra_len > 0)
+                memcpy(b + 36, extra, extra_len);
         return 36 + extra_len;
 }
 
