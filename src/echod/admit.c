@@ -54,20 +54,15 @@ static bool refuse(struct verdict *v, enum refusal why) {
         return false;
 }
 
-bool admit(const struct config *c, const struct admit_tables *t, const struct netaddr *remote,
-           uint64_t now, struct verdict *v) {
+/* max_connections, max_connections_per_source of v->key, and its entry in
+ * the sources table (*ret_s, made if needed). */
+static bool room_for(const struct config *c, const struct admit_tables *t, struct verdict *v, uint64_t now,
+                     struct source **ret_s) {
         struct source *s;
-        bool allowed;
         int r;
 
-        *v = (struct verdict) { .key = sources_key(t->sources, remote) };
-
-        v->rule = acl_check(c, remote, &allowed);
-        if (!allowed)
-                return refuse(v, REFUSED_ACCESS);
         if (c->max_connections > 0 && t->active >= c->max_connections)
                 return refuse(v, REFUSED_LIMIT);
-
         s = sources_get(t->sources, &v->key);
         if (s && c->max_connections_per_source > 0 && s->active >= c->max_connections_per_source)
                 return refuse(v, REFUSED_PER_SOURCE);
@@ -76,6 +71,22 @@ bool admit(const struct config *c, const struct admit_tables *t, const struct ne
                 if (r < 0)
                         return refuse(v, r == -ENOSPC ? REFUSED_SOURCES : REFUSED_RESOURCES);
         }
+        *ret_s = s;
+        return true;
+}
+
+bool admit(const struct config *c, const struct admit_tables *t, const struct netaddr *remote,
+           uint64_t now, struct verdict *v) {
+        struct source *s;
+        bool allowed;
+
+        *v = (struct verdict) { .key = sources_key(t->sources, remote) };
+
+        v->rule = acl_check(c, remote, &allowed);
+        if (!allowed)
+                return refuse(v, REFUSED_ACCESS);
+        if (!room_for(c, t, v, now, &s))
+                return false;
 
         /* Both buckets before charging either: a connection refused by one
          * limit costs nothing from the other. */
@@ -98,7 +109,6 @@ bool admit_balancer(const struct config *c, const struct admit_tables *t, const 
                     uint64_t now, struct verdict *v) {
         struct source *s;
         bool trusted = false;
-        int r;
 
         *v = (struct verdict) { .key = sources_key(t->sources, peer) };
 
@@ -106,16 +116,8 @@ bool admit_balancer(const struct config *c, const struct admit_tables *t, const 
                 trusted = netaddr_contains(&c->proxy_trusted[i], peer);
         if (!trusted)
                 return refuse(v, REFUSED_PROXY_UNTRUSTED);
-        if (c->max_connections > 0 && t->active >= c->max_connections)
-                return refuse(v, REFUSED_LIMIT);
-        s = sources_get(t->sources, &v->key);
-        if (s && c->max_connections_per_source > 0 && s->active >= c->max_connections_per_source)
-                return refuse(v, REFUSED_PER_SOURCE);
-        if (!s) {
-                r = sources_acquire(t->sources, &v->key, now, &s);
-                if (r < 0)
-                        return refuse(v, r == -ENOSPC ? REFUSED_SOURCES : REFUSED_RESOURCES);
-        }
+        if (!room_for(c, t, v, now, &s))
+                return false;
         s->active++;
         v->accepted = true;
         return true;

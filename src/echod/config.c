@@ -360,6 +360,24 @@ static char *get_name(struct validator *v, const char *key) {
         return strdup(c->text);
 }
 
+/* c as a network (ADDRESS or ADDRESS/PREFIX) into *ret; false, with the
+ * error said, when it is none. example ends the error message. */
+static bool get_network(struct validator *v, const struct cval *c, const char *key, const char *example,
+                        struct netaddr *ret) {
+        int r = netaddr_parse_cidr(c->text, ret);
+
+        if (r == -EADDRNOTAVAIL) {
+                verr(v, c->line, key, "'%s' has address bits set beyond its prefix length; write the network address (e.g. 192.0.2.0/24, not 192.0.2.1/24)",
+                     c->text);
+                return false;
+        }
+        if (r < 0) {
+                verr(v, c->line, key, "invalid network '%s': expected ADDRESS or ADDRESS/PREFIX%s", c->text, example);
+                return false;
+        }
+        return true;
+}
+
 /* The addresses of key into *ret, none of them also in others (n_others);
  * def (or none, when NULL) when key is not set. */
 static int validate_listen_list(struct validator *v, const char *key, const char *def,
@@ -450,17 +468,8 @@ static int validate_proxy(struct validator *v, struct config *cfg) {
 
                 if (empty_value(v, c, key))
                         continue;
-                r = netaddr_parse_cidr(c->text, &net);
-                if (r == -EADDRNOTAVAIL) {
-                        verr(v, c->line, key, "'%s' has address bits set beyond its prefix length; write the network address (e.g. 192.0.2.0/24, not 192.0.2.1/24)",
-                             c->text);
+                if (!get_network(v, c, key, " of the load balancers, e.g. 192.0.2.10 or 10.0.0.0/8", &net))
                         continue;
-                }
-                if (r < 0) {
-                        verr(v, c->line, key, "invalid network '%s': expected ADDRESS or ADDRESS/PREFIX of the load balancers, e.g. 192.0.2.10 or 10.0.0.0/8",
-                             c->text);
-                        continue;
-                }
                 cfg->proxy_trusted[cfg->n_proxy_trusted++] = net;
         }
         if (cfg_size(v->cfg, "proxy_listen") > 0 && n == 0)
@@ -482,21 +491,11 @@ static int validate_acl(struct validator *v, struct config *cfg) {
                 const char *key = allow ? "allow" : "deny";
                 const struct cval *c = cfg_getnptr(v->cfg, key, allow ? i : i - na);
                 struct netaddr net;
-                int r;
 
                 if (empty_value(v, c, key))
                         continue;
-                r = netaddr_parse_cidr(c->text, &net);
-                if (r == -EADDRNOTAVAIL) {
-                        verr(v, c->line, key, "'%s' has address bits set beyond its prefix length; write the network address (e.g. 192.0.2.0/24, not 192.0.2.1/24)",
-                             c->text);
+                if (!get_network(v, c, key, ", e.g. 192.0.2.0/24 or 2001:db8::/32", &net))
                         continue;
-                }
-                if (r < 0) {
-                        verr(v, c->line, key, "invalid network '%s': expected ADDRESS or ADDRESS/PREFIX, e.g. 192.0.2.0/24 or 2001:db8::/32",
-                             c->text);
-                        continue;
-                }
                 cfg->acl[cfg->n_acl++] = (struct acl_entry) {
                         .net = net,
                         .allow = allow,
