@@ -31,36 +31,6 @@ static const char *listener_kind_prefix(enum listener_kind k) {
         return k == LISTENER_UDP ? "UDP " : "";
 }
 
-int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog, bool reuse_port) {
-        _cleanup_close_ int fd = -1;
-        int one = 1;
-
-        fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-                return -errno;
-        if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-                return -errno;
-        if (addr->sa.sa_family == AF_INET6) {
-                /* "[::]:P" serves IPv4 too, whatever net.ipv6.bindv6only says. */
-                int v6only = is_any6(addr) ? 0 : 1;
-                if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)
-                        return -errno;
-        }
-        if (bind(fd, &addr->sa, addr->len) < 0)
-                return -errno;
-        if (listen(fd, (int) backlog) < 0)
-                return -errno;
-
-        memset(l, 0, sizeof *l);
-        l->kind = LISTENER_TCP;
-        l->addr = *addr;
-        sockaddr_format(addr, l->name, sizeof l->name);
-        l->fd = TAKE_FD(fd);
-        return 0;
-}
-
 int listener_udp_options(int fd, int family) {
         int one = 1;
 
@@ -75,31 +45,41 @@ int listener_udp_options(int fd, int family) {
         return 0;
 }
 
-int listener_open_udp(struct listener *l, const struct sockaddr_any *addr, bool reuse_port) {
+int listener_open(struct listener *l, enum listener_kind kind, const struct sockaddr_any *addr, unsigned backlog,
+                  bool reuse_port) {
         _cleanup_close_ int fd = -1;
+        bool udp = kind == LISTENER_UDP;
         int one = 1, r;
 
-        fd = socket(addr->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        fd = socket(addr->sa.sa_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
+                return -errno;
+        if (!udp && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
                 return -errno;
         if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
                 return -errno;
         if (addr->sa.sa_family == AF_INET6) {
+                /* "[::]:P" serves IPv4 too, whatever net.ipv6.bindv6only says. */
                 int v6only = is_any6(addr) ? 0 : 1;
                 if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)
                         return -errno;
         }
-        r = listener_udp_options(fd, addr->sa.sa_family);
-        if (r < 0)
-                return r;
+        if (udp) {
+                r = listener_udp_options(fd, addr->sa.sa_family);
+                if (r < 0)
+                        return r;
+        }
         if (bind(fd, &addr->sa, addr->len) < 0)
+                return -errno;
+        if (!udp && listen(fd, (int) backlog) < 0)
                 return -errno;
 
         memset(l, 0, sizeof *l);
-        l->kind = LISTENER_UDP;
+        l->kind = udp ? LISTENER_UDP : LISTENER_TCP;
         l->addr = *addr;
         sockaddr_format(addr, l->name, sizeof l->name);
         l->fd = TAKE_FD(fd);
+        listener_set_kind(l, kind);
         return 0;
 }
 
@@ -235,10 +215,9 @@ static int setup_own(struct listener *l, enum listener_kind kind, const struct s
                          kind == LISTENER_PROXY ? ", for connections behind a PROXY header" : "");
                 return 0;
         }
-        r = kind == LISTENER_UDP ? listener_open_udp(l, addr, reuse_port) : listener_open(l, addr, backlog, reuse_port);
+        r = listener_open(l, kind, addr, backlog, reuse_port);
         if (r < 0)
                 return log_error_errno(r, "cannot listen on %s%s: %m", listener_kind_prefix(kind), text);
-        listener_set_kind(l, kind);
         r = fdstore_add(l);
         if (r < 0)
                 log_warning_errno(r, "cannot hand listener %s to systemd's fd store (%m): a restart will refuse "

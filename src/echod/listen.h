@@ -30,15 +30,13 @@ struct listener {
         bool stored;                    /* echod put it in systemd's fd store (fdstore.h) */
 };
 
-/* Binds and listens on addr ("[::]" is dual-stack); non-blocking, CLOEXEC;
- * with reuse_port, SO_REUSEPORT: other sockets of the same user may share it.
- * Returns 0 or -errno. */
-int listener_open(struct listener *l, const struct sockaddr_any *addr, unsigned backlog, bool reuse_port);
-
-/* A UDP listener bound to addr, non-blocking, CLOEXEC, with the pktinfo
- * options udp.c needs (listener_udp_options()); with reuse_port,
- * SO_REUSEPORT. Returns 0 or -errno. */
-int listener_open_udp(struct listener *l, const struct sockaddr_any *addr, bool reuse_port);
+/* A listener of kind bound to addr ("[::]" is dual-stack), non-blocking,
+ * CLOEXEC: a TCP or proxy one listening with backlog, a UDP one with the
+ * pktinfo options udp.c needs (listener_udp_options()). With reuse_port,
+ * SO_REUSEPORT: other sockets of the same user may share it. Returns 0 or
+ * -errno. */
+int listener_open(struct listener *l, enum listener_kind kind, const struct sockaddr_any *addr, unsigned backlog,
+                  bool reuse_port);
 int listener_udp_options(int fd, int family);
 
 /* Takes the sockets systemd passed: a socket unit's, or echod's own from

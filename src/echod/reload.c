@@ -75,10 +75,7 @@ static int apply_listeners(struct master *m, const struct config *c, char *err, 
                                 (void) listen(ls[i].fd, (int) c->backlog);
                         continue;
                 }
-                r = kind == LISTENER_UDP ? listener_open_udp(&ls[i], &e->addr, c->reuse_port)
-                                         : listener_open(&ls[i], &e->addr, c->backlog, c->reuse_port);
-                if (r >= 0 && kind == LISTENER_PROXY)
-                        listener_set_kind(&ls[i], LISTENER_PROXY);
+                r = listener_open(&ls[i], kind, &e->addr, c->backlog, c->reuse_port);
                 if (r < 0) {
                         errno = -r;
                         snprintf(err, errsize, "cannot listen on %s%s: %m", kind == LISTENER_UDP ? "UDP " : "", e->text);
