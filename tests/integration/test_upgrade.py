@@ -54,6 +54,21 @@ class UpgradeTest(EchodTestCase):
         d.wait_notify("READY=1", after=mark)
         return d.notifications[mark:]
 
+    def echod_from_copy(self):
+        """An echod started from a copy of the binary, which the test may
+        then change; returns it and the copy's path."""
+        tmp = tempfile.mkdtemp(prefix="echod-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        binary = os.path.join(tmp, "echod")
+        shutil.copy2(ECHOD, binary)
+        import echodtest
+        saved, echodtest.ECHOD = echodtest.ECHOD, binary
+        try:
+            return self.echod(), binary
+        finally:
+            echodtest.ECHOD = saved
+
     def test_session_survives_and_is_counted(self):
         d = self.echod(journal="reading")
         s = Session(d.port)
@@ -196,17 +211,7 @@ class UpgradeTest(EchodTestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_unexecutable_binary_is_a_logged_noop(self):
-        tmp = tempfile.mkdtemp(prefix="echod-test-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        binary = os.path.join(tmp, "echod")
-        shutil.copy2(ECHOD, binary)
-        import echodtest
-        saved, echodtest.ECHOD = echodtest.ECHOD, binary
-        try:
-            d = self.echod()
-        finally:
-            echodtest.ECHOD = saved
+        d, binary = self.echod_from_copy()
         os.chmod(binary, 0o644)
         self.upgrade(d)
         d.wait_log(r"upgrade failed: %s is not executable" % binary)
@@ -216,17 +221,7 @@ class UpgradeTest(EchodTestCase):
     def test_replaced_binary_is_the_one_executed(self):
         # What a package upgrade does: the new file is renamed over the
         # old one, which the running master keeps as "(deleted)".
-        tmp = tempfile.mkdtemp(prefix="echod-test-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o755)
-        binary = os.path.join(tmp, "echod")
-        shutil.copy2(ECHOD, binary)
-        import echodtest
-        saved, echodtest.ECHOD = echodtest.ECHOD, binary
-        try:
-            d = self.echod()
-        finally:
-            echodtest.ECHOD = saved
+        d, binary = self.echod_from_copy()
         s = Session(d.port)
         s.round_trip(10)
         shutil.copy2(ECHOD, binary + ".new")
