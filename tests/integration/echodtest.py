@@ -9,6 +9,7 @@ NOTIFY_SOCKET, and log lines are waited for with a deadline.
 import array
 import fcntl
 import os
+import random
 import sys
 import re
 import shutil
@@ -43,11 +44,75 @@ def shim(name, tmpdir, cflags=()):
     return out
 
 
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    """A port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+_PORT_LOCKS = os.path.join(tempfile.gettempdir(), "echod-test-ports")
+_held_ports = {}        # port -> the open lock file that reserves it
+
+
+def _port_range():
+    """Ports outside net.ipv4.ip_local_port_range, so that no client's
+    connect() or bind(0) on this host can be given one of them."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low - 1 - 20000 >= 1000:
+        return 20000, low - 1
+    if 65535 - (high + 1) >= 1000:
+        return high + 1, 65535
+    raise AssertionError("ip_local_port_range %d-%d leaves no room for test ports"
+                         % (low, high))
+
+
+def _bindable(port):
+    """True if nothing holds port on any address, TCP or UDP, IPv4 or IPv6."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        try:
+            s = socket.socket(socket.AF_INET6, kind)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            host = "::"
+        except OSError:
+            s = socket.socket(socket.AF_INET, kind)
+            host = "0.0.0.0"
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def free_port():
+    """A port nobody holds, kept for this test process until it exits.
+
+    A port the kernel picks with bind(0) comes from the ephemeral range,
+    where any client's connect() may take it again before echod binds it,
+    and another test process may be handed it too.  So the port comes
+    from outside that range, it is reserved across the test processes
+    that run in parallel by a lock on a file named after it, and it is
+    free on every address, TCP and UDP, IPv4 and IPv6, when handed out.
+    """
+    first, last = _port_range()
+    os.makedirs(_PORT_LOCKS, mode=0o1777, exist_ok=True)
+    span = last - first + 1
+    start = random.randrange(span)
+    for i in range(span):
+        port = first + (start + i) % span
+        if port in _held_ports:
+            continue
+        fd = os.open(os.path.join(_PORT_LOCKS, str(port)), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if not _bindable(port):
+            os.close(fd)
+            continue
+        _held_ports[port] = fd
+        return port
+    raise AssertionError("no free test port in %d-%d" % (first, last))
 
 
 def wait_until(predicate, timeout=TIMEOUT, what="condition", interval=0.01):

@@ -36,7 +36,7 @@ class BasicTest(EchodTestCase):
         if not socket.has_ipv6:
             self.fail("no IPv6 on this machine")
         from echodtest import free_port
-        port = free_port(socket.AF_INET6, "::1")
+        port = free_port()
         d = self.echod("log_connections = all\n", port=port, listen=["[::]:%d" % port])
         self.assertEqual(echo(port, b"six\n", host="::1", family=socket.AF_INET6), b"six\n")
         # "[::]:P" is dual-stack: IPv4 clients are served too, and logged as IPv4.

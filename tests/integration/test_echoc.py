@@ -26,6 +26,8 @@ import threading
 import time
 import unittest
 
+from echodtest import free_port
+
 ECHOC = os.environ.get("ECHOC", "")
 RUN_TIMEOUT = 60  # seconds; a hung echoc fails its test instead of the suite
 
@@ -126,13 +128,6 @@ def run(args, data=b"", timeout=RUN_TIMEOUT):
     return subprocess.run([ECHOC] + [str(a) for a in args], input=data,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout)
-
-
-def free_port():
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Counted:

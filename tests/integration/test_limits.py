@@ -39,7 +39,7 @@ class LimitsTest(EchodTestCase):
             s.close()
 
     def test_per_source_limit_counts_ipv4_mapped_as_ipv4(self):
-        port = free_port(socket.AF_INET6, "::")
+        port = free_port()
         d = self.echod("max_connections_per_source = 2\n", port=port, listen=["[::]:%d" % port])
         # Over IPv4 to a dual-stack socket the peer is ::ffff:127.0.0.1: it must count as 127.0.0.1.
         held = hold(port, 2)

@@ -95,7 +95,7 @@ class Metrics(EchodTestCase):
 
     def test_udp(self):
         d = self.metrics_dir()
-        uport = free_port(socket.AF_INET, "127.0.0.1")
+        uport = free_port()
         e, path = self.start(d, 'listen_udp = { "127.0.0.1:%d" }\n' % uport)
         # From a port on the deny list (1900, SSDP): dropped; then three
         # echoed, the last one's reply proving the drop came first.

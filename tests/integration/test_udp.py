@@ -93,7 +93,7 @@ def drain(s):
 
 class UdpTestCase(EchodTestCase):
     def start(self, config="", udp=None, **kwargs):
-        self.uport = free_port(socket.AF_INET6, "::") if udp is None else None
+        self.uport = free_port() if udp is None else None
         listen_udp = udp or ['[::]:%d' % self.uport]
         d = self.echod('listen_udp = { %s }\n' % ", ".join('"%s"' % a for a in listen_udp) + config,
                        journal="reading", **kwargs)
@@ -271,7 +271,7 @@ class LoopbackTest(UdpTestCase):
 
     def test_reload_adds_and_removes_udp_listeners(self):
         d = self.start()
-        other = free_port(socket.AF_INET, "127.0.0.1")
+        other = free_port()
         d.write_config('listen_udp = { "127.0.0.1:%d" }\n' % other)
         d.reload()
         self.assertEqual(self.echo(b"new", port=other)[0], b"new")
@@ -289,7 +289,7 @@ class LoopbackTest(UdpTestCase):
 
     def test_socket_activation(self):
         self.require_socket_activate()
-        port = free_port(socket.AF_INET, "127.0.0.1")
+        port = free_port()
         d = self.echod("", wait_ready=False, journal="reading")
         d.proc.kill()
         d.proc.wait()
@@ -298,7 +298,7 @@ class LoopbackTest(UdpTestCase):
         for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if var in os.environ:
                 prefix += ["-E", var]
-        d.write_config('listen_udp = { "127.0.0.1:%d" }\n' % free_port(socket.AF_INET, "127.0.0.1"))
+        d.write_config('listen_udp = { "127.0.0.1:%d" }\n' % free_port())
         d.start(wait_ready=False, prefix=prefix)
         d.wait_log(r"Listening on 127\.0\.0\.1:%d" % port)
         # systemd-socket-activate starts echod on the first datagram, which waits for it.

@@ -165,7 +165,7 @@ class UpgradeTest(EchodTestCase):
         self.assertEqual(echo(d.port, b"old image"), b"old image")
 
     def test_udp_is_served_by_one_new_udp_worker(self):
-        uport = free_port(socket.AF_INET, "127.0.0.1")
+        uport = free_port()
         d = self.echod('listen_udp = { "127.0.0.1:%d" }\nudp_deny_source_ports = { "0-1023" }\n' % uport)
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(u.close)
