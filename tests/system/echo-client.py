@@ -33,6 +33,7 @@ message on stderr otherwise.
 import argparse
 import errno
 import os
+import random
 import select
 import socket
 import sys
@@ -215,9 +216,23 @@ def cmd_port_free(a):
 
 
 def cmd_free_port(a):
-    s = bind_dual(0)
-    print(s.getsockname()[1])
-    s.close()
+    # Not bind(0): that port comes from ip_local_port_range, where any
+    # client's connect() may take it before echod binds it.
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    first, last = 20000, low - 1
+    start = random.randrange(last - first + 1)
+    for i in range(last - first + 1):
+        port = first + (start + i) % (last - first + 1)
+        try:
+            bind_dual(port).close()
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                continue
+            raise
+        print(port)
+        return
+    raise RuntimeError(f"no free port in {first}-{last}")
 
 
 def main():
