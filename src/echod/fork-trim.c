@@ -38,11 +38,22 @@
  *    of a library left out.
  *  - Sanitizer builds (meson's b_sanitize, passed as ECHOD_SANITIZED) keep
  *    everything: their reports unwind and walk every loaded object.
+ *
+ * The new image also runs with glibc.pthread.rseq=0 added to
+ * GLIBC_TUNABLES, unless the operator's own GLIBC_TUNABLES names that
+ * tunable. glibc registers every thread for restartable sequences, and the
+ * kernel then writes the CPU number into the thread's TLS each time the
+ * thread returns to user space after being scheduled or migrated. After a
+ * fork that write lands on a page the worker still shares, which costs a
+ * fault and a page copy: in the master after many a fork, and in nearly
+ * every worker. echod is single-threaded and never asks which CPU it is on,
+ * the only use glibc 2.36 makes of the registration.
  */
 #include <elf.h>
 #include <errno.h>
 #include <link.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -164,6 +175,26 @@ static int count_object(struct dl_phdr_info *info, size_t size, void *userdata) 
         return 0;
 }
 
+#define RSEQ_TUNABLE "glibc.pthread.rseq"
+
+/* "GLIBC_TUNABLES=..." for the new image: the operator's tunables (the last
+ * assignment, as glibc reads them) and rseq off, or NULL to pass theirs on
+ * as they are: they name rseq themselves, or there is no memory. */
+static char *tunables_for_exec(char **envp) {
+        const char *theirs = NULL;
+        char *s;
+
+        for (size_t i = 0; envp && envp[i]; i++)
+                if (is_assignment(envp[i], "GLIBC_TUNABLES"))
+                        theirs = envp[i] + strlen("GLIBC_TUNABLES=");
+        if (theirs && strstr(theirs, RSEQ_TUNABLE "="))
+                return NULL;
+        if (asprintf(&s, "GLIBC_TUNABLES=%s%s" RSEQ_TUNABLE "=0",
+                     theirs ? theirs : "", theirs && *theirs ? ":" : "") < 0)
+                return NULL;
+        return s;
+}
+
 __attribute__((constructor)) static void fork_trim_bind_now(int argc, char **argv, char **envp) {
         struct binding b;
         size_t n = 0, k = 0;
@@ -191,16 +222,23 @@ __attribute__((constructor)) static void fork_trim_bind_now(int argc, char **arg
 
         while (envp && envp[n])
                 n++;
-        char **env = malloc((n + 2) * sizeof *env);
-        if (!env)
+        char **env = malloc((n + 3) * sizeof *env);
+        char *tunables = tunables_for_exec(envp);
+        if (!env) {
+                free(tunables);
                 return;
+        }
         for (size_t i = 0; i < n; i++)
-                if (!is_assignment(envp[i], "LD_BIND_NOW"))
+                if (!is_assignment(envp[i], "LD_BIND_NOW") &&
+                    !(tunables && is_assignment(envp[i], "GLIBC_TUNABLES")))
                         env[k++] = envp[i];
         env[k++] = (char *) "LD_BIND_NOW=1";
+        if (tunables)
+                env[k++] = tunables;
         env[k] = NULL;
         (void) execve("/proc/self/exe", argv, env);
         /* No /proc, or no memory: carry on, and leave nothing out. */
+        free(tunables);
         free(env);
 }
 

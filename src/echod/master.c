@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/rseq.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -367,6 +368,9 @@ static void trim_libraries(void) {
         else if (trimmed > 0)
                 log_debug("workers are forked without %zu shared librar%s they never call", trimmed,
                           trimmed == 1 ? "y" : "ies");
+        /* glibc.pthread.rseq=0, from the re-exec (fork-trim.c) unless the
+         * operator's GLIBC_TUNABLES said otherwise. */
+        log_debug("restartable sequences are %s", __rseq_size > 0 ? "on" : "off");
 }
 
 static void log_started(const struct master *m) {

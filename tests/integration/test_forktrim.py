@@ -98,5 +98,28 @@ class ForkTrimTest(EchodTestCase):
         self.check("stderr", LD_BIND_NOW="")
 
 
+class RseqTest(EchodTestCase):
+    """The re-exec also turns glibc's restartable sequences off (see
+    fork-trim.c), unless the operator's GLIBC_TUNABLES names them; the
+    master says which way it went, from glibc's own __rseq_size."""
+
+    def rseq(self, **env):
+        d = self.echod("log_level = debug\n", env=env)
+        said = d.wait_log(r"restartable sequences are (on|off)")
+        self.assertEqual(d.stop(), 0)
+        return said[0]
+
+    def test_off_after_the_re_exec(self):
+        # Sanitizer builds do not re-exec (fork-trim.c): rseq stays on.
+        self.assertEqual(self.rseq(), "on" if sanitized_build() else "off")
+
+    def test_added_to_the_operators_tunables(self):
+        self.assertEqual(self.rseq(GLIBC_TUNABLES="glibc.malloc.perturb=0"),
+                         "on" if sanitized_build() else "off")
+
+    def test_operators_choice_is_kept(self):
+        self.assertEqual(self.rseq(GLIBC_TUNABLES="glibc.pthread.rseq=1"), "on")
+
+
 if __name__ == "__main__":
     main()
