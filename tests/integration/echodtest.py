@@ -94,14 +94,22 @@ def free_port():
     free on every address, TCP and UDP, IPv4 and IPv6, when handed out.
     """
     first, last = _port_range()
-    os.makedirs(_PORT_LOCKS, mode=0o1777, exist_ok=True)
+    os.makedirs(_PORT_LOCKS, exist_ok=True)
+    try:
+        os.chmod(_PORT_LOCKS, 0o1777)       # other users' test runs share it
+    except OSError:
+        pass                                # theirs: they made it so
     span = last - first + 1
     start = random.randrange(span)
     for i in range(span):
         port = first + (start + i) % span
         if port in _held_ports:
             continue
-        fd = os.open(os.path.join(_PORT_LOCKS, str(port)), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            # flock() needs no write access: a file another user made will do.
+            fd = os.open(os.path.join(_PORT_LOCKS, str(port)), os.O_RDONLY | os.O_CREAT, 0o644)
+        except PermissionError:
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
