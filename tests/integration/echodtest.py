@@ -651,6 +651,15 @@ class Echod:
         if wait_ready:
             self.wait_notify("READY=1")
 
+    def start_activated(self, listen, options=(), env=()):
+        """Stops this echod and starts it again under systemd-socket-activate
+        (activate_prefix()); returns once that listens on the last address of
+        listen. echod itself starts on the first connection."""
+        self.proc.kill()
+        self.proc.wait()
+        self.start(wait_ready=False, prefix=activate_prefix(listen, self.notify_path, options, env))
+        self.wait_log(r"Listening on %s" % re.escape(listen[-1]))
+
     # -- notifications and logs --
 
     def _drain_notify(self):
@@ -800,6 +809,22 @@ class Echod:
 
 
 ACTIVATE = shutil.which("systemd-socket-activate")
+SANITIZER_VARS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+
+
+def activate_prefix(listen, notify_path, options=(), env=()):
+    """The argv prefix that runs a program under systemd-socket-activate:
+    a listener on each address of listen ("127.0.0.1:P"), the options
+    given (--datagram, --fdname=...), and NOTIFY_SOCKET, the sanitizers'
+    options and each "NAME=value" of env passed on to the program."""
+    argv = [ACTIVATE]
+    for addr in listen:
+        argv += ["-l", addr]
+    argv += list(options)
+    passed = ["NOTIFY_SOCKET=" + notify_path] + [v for v in SANITIZER_VARS if v in os.environ] + list(env)
+    for var in passed:
+        argv += ["-E", var]
+    return argv
 
 # Moves the descriptors named in argv[1] to 3, 4, ... and execs the rest of
 # argv with LISTEN_PID set to its own pid (exec keeps it), as systemd does.

@@ -6,7 +6,7 @@ import shutil
 import socket
 import tempfile
 
-from echodtest import ACTIVATE, EchodTestCase, connect, echo, free_port, main, read_exactly, shim
+from echodtest import EchodTestCase, connect, echo, free_port, main, read_exactly, shim
 
 
 class ActivationTest(EchodTestCase):
@@ -17,16 +17,7 @@ class ActivationTest(EchodTestCase):
         port = free_port()
         unused = free_port()
         d = self.echod(config, port=unused, wait_ready=False)
-        d.proc.kill()
-        d.proc.wait()
-        prefix = [ACTIVATE, "-l", "127.0.0.1:%d" % port, "-E", "NOTIFY_SOCKET=" + d.notify_path]
-        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if var in os.environ:
-                prefix += ["-E", var]
-        for var in env:
-            prefix += ["-E", var]
-        d.start(wait_ready=False, prefix=prefix)
-        d.wait_log(r"Listening on 127\.0\.0\.1:%d" % port)
+        d.start_activated(["127.0.0.1:%d" % port], env=env)
         return d, port, unused
 
     def test_uses_passed_socket_and_ignores_listen(self):

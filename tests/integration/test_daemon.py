@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import unittest
 
-from echodtest import (ACTIVATE, ECHOD, TIMEOUT, EchodTestCase, cmdline, connect, echo, free_port, main,
+from echodtest import (ECHOD, TIMEOUT, EchodTestCase, activate_prefix, cmdline, connect, echo, free_port, main,
                        read_exactly, wait_until)
 
 UNSHARE = shutil.which("unshare")
@@ -158,10 +158,7 @@ class DaemonTest(EchodTestCase):
         self.require_socket_activate()
         port, unused = free_port(), free_port()
         self.write_config("127.0.0.1:%d" % unused)
-        argv = [ACTIVATE, "-l", "127.0.0.1:%d" % port, "-E", "NOTIFY_SOCKET=" + self.notify_path]
-        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if var in os.environ:
-                argv += ["-E", var]
+        argv = activate_prefix(["127.0.0.1:%d" % port], self.notify_path)
         argv += [ECHOD, "-c", self.conf, "-p", self.pidfile, "--log-target", "stderr"]
         starter = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT)

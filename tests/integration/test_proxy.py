@@ -8,7 +8,6 @@ echoed, the header's own TLVs and padding never.
 
 The test plays the balancer itself with raw sockets, from 127.0.0.1 (or
 ::1); tests/integration/test_haproxy.py puts the real HAProxy in front."""
-import os
 import re
 import signal
 import socket
@@ -16,7 +15,7 @@ import struct
 import threading
 import time
 
-from echodtest import (ACTIVATE, EchodTestCase, connect, free_port, main, recv_all, wait_until)
+from echodtest import (EchodTestCase, connect, free_port, main, recv_all, wait_until)
 
 MID_OPEN = "fb8492e167704a2bbbc8cb13f049d770"
 MID_CLOSE = "b8891436a2ba4f56b2ec6232e48a8db5"
@@ -314,15 +313,7 @@ class ProxyTest(EchodTestCase):
         self.require_socket_activate()
         plain, proxy = free_port(), free_port()
         d = self.echod('proxy_trusted = { "127.0.0.1" }\nrate_limit_per_source = 0\n', wait_ready=False)
-        d.proc.kill()
-        d.proc.wait()
-        prefix = [ACTIVATE, "-l", "127.0.0.1:%d" % plain, "-l", "127.0.0.1:%d" % proxy,
-                  "--fdname=echo:proxy", "-E", "NOTIFY_SOCKET=" + d.notify_path]
-        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if var in os.environ:
-                prefix += ["-E", var]
-        d.start(wait_ready=False, prefix=prefix)
-        d.wait_log(r"Listening on 127\.0\.0\.1:%d" % proxy)
+        d.start_activated(["127.0.0.1:%d" % plain, "127.0.0.1:%d" % proxy], ["--fdname=echo:proxy"])
         first = connect(plain)
         self.addCleanup(first.close)
         d.wait_notify("READY=1")

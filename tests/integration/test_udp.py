@@ -20,7 +20,7 @@ import sys
 import time
 import unittest
 
-from echodtest import ACTIVATE, EchodTestCase, TIMEOUT, cmdline, free_port, main, proc_state, wait_until
+from echodtest import EchodTestCase, TIMEOUT, cmdline, free_port, main, proc_state, wait_until
 
 MID_STATUS = "466d07f2ce9e45dd9d2f5d5ad69848da"
 MID_UDP_SUMMARY = "0d6b3f5e8a2c4f19b7e4c1a93d58f2a6"
@@ -291,16 +291,8 @@ class LoopbackTest(UdpTestCase):
         self.require_socket_activate()
         port = free_port()
         d = self.echod("", wait_ready=False, journal="reading")
-        d.proc.kill()
-        d.proc.wait()
-        prefix = [ACTIVATE, "--datagram", "-l", "127.0.0.1:%d" % port, "-E", "NOTIFY_SOCKET=" + d.notify_path,
-                  "-E", "ECHOD_JOURNAL_SOCKET=" + d.journal.path]
-        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if var in os.environ:
-                prefix += ["-E", var]
         d.write_config('listen_udp = { "127.0.0.1:%d" }\n' % free_port())
-        d.start(wait_ready=False, prefix=prefix)
-        d.wait_log(r"Listening on 127\.0\.0\.1:%d" % port)
+        d.start_activated(["127.0.0.1:%d" % port], ["--datagram"], ["ECHOD_JOURNAL_SOCKET=" + d.journal.path])
         # systemd-socket-activate starts echod on the first datagram, which waits for it.
         self.assertEqual(self.echo(b"activated", port=port)[0], b"activated")
         d.wait_notify("READY=1")

@@ -277,18 +277,11 @@ class UpgradeTest(EchodTestCase):
         wait_until(lambda: not os.path.exists("/proc/%d" % pid), what="the daemon to exit")
 
     def test_socket_activated_sockets_stay_socket_activated(self):
-        from echodtest import ACTIVATE, free_port
+        from echodtest import free_port
         self.require_socket_activate()
         port = free_port()
         d = self.echod(port=free_port(), wait_ready=False)
-        d.proc.kill()
-        d.proc.wait()
-        prefix = [ACTIVATE, "-l", "127.0.0.1:%d" % port, "-E", "NOTIFY_SOCKET=" + d.notify_path]
-        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if var in os.environ:
-                prefix += ["-E", var]
-        d.start(wait_ready=False, prefix=prefix)
-        d.wait_log(r"Listening on 127\.0\.0\.1:%d" % port)
+        d.start_activated(["127.0.0.1:%d" % port])
         s = Session(port)
         s.round_trip(10)
         d.wait_notify("READY=1")
