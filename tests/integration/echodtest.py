@@ -123,6 +123,16 @@ def free_port():
     raise AssertionError("no free test port in %d-%d" % (first, last))
 
 
+def have_ipv6():
+    """True if this machine has IPv6 loopback (::1 can be bound)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def wait_until(predicate, timeout=TIMEOUT, what="condition", interval=0.01):
     deadline = time.monotonic() + timeout
     while True:

@@ -26,19 +26,10 @@ import threading
 import time
 import unittest
 
-from echodtest import free_port
+from echodtest import free_port, have_ipv6
 
 ECHOC = os.environ.get("ECHOC", "")
 RUN_TIMEOUT = 60  # seconds; a hung echoc fails its test instead of the suite
-
-
-def have_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 class EchoServer:

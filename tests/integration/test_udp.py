@@ -20,7 +20,7 @@ import sys
 import time
 import unittest
 
-from echodtest import EchodTestCase, TIMEOUT, cmdline, free_port, main, proc_state, wait_until
+from echodtest import EchodTestCase, TIMEOUT, cmdline, free_port, have_ipv6, main, proc_state, wait_until
 
 MID_STATUS = "466d07f2ce9e45dd9d2f5d5ad69848da"
 MID_UDP_SUMMARY = "0d6b3f5e8a2c4f19b7e4c1a93d58f2a6"
@@ -56,15 +56,6 @@ elif a["op"] == "broadcast":
     s.sendto(b"broadcast", (a["dst"], a["port"]))
 print(json.dumps(out))
 '''
-
-
-def have_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 def udp_queued(port):
