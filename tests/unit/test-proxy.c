@@ -23,27 +23,19 @@ static size_t v2(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const void *body, s
         return 16 + len;
 }
 
-/* An IPv4 address block, then extra bytes (TLVs or padding). */
-static size_t body4(uint8_t *b, const char *src, uint16_t sport, const char *dst, uint16_t dport,
-                    const void *extra, size_t extra_len) {
-        ck_assert_int_eq(inet_pton(AF_INET, src, b), 1);
-        ck_assert_int_eq(inet_pton(AF_INET, dst, b + 4), 1);
-        b[8] = (uint8_t) (sport >> 8), b[9] = (uint8_t) sport;
-        b[10] = (uint8_t) (dport >> 8), b[11] = (uint8_t) dport;
-        if (extra_len > 0)
-                memcpy(b + 12, extra, extra_len);
-        return 12 + extra_len;
-}
+/* An address block of family (AF_INET or AF_INET6), then extra bytes (TLVs
+ * or padding). */
+static size_t body(uint8_t *b, int family, const char *src, uint16_t sport, const char *dst, uint16_t dport,
+                   const void *extra, size_t extra_len) {
+        size_t alen = family == AF_INET ? 4 : 16;
 
-static size_t body6(uint8_t *b, const char *src, uint16_t sport, const char *dst, uint16_t dport,
-                    const void *extra, size_t extra_len) {
-        ck_assert_int_eq(inet_pton(AF_INET6, src, b), 1);
-        ck_assert_int_eq(inet_pton(AF_INET6, dst, b + 16), 1);
-        b[32] = (uint8_t) (sport >> 8), b[33] = (uint8_t) sport;
-        b[34] = (uint8_t) (dport >> 8), b[35] = (uint8_t) dport;
+        ck_assert_int_eq(inet_pton(family, src, b), 1);
+        ck_assert_int_eq(inet_pton(family, dst, b + alen), 1);
+        b[2 * alen] = (uint8_t) (sport >> 8), b[2 * alen + 1] = (uint8_t) sport;
+        b[2 * alen + 2] = (uint8_t) (dport >> 8), b[2 * alen + 3] = (uint8_t) dport;
         if (extra_len > 0)
-                memcpy(b + 36, extra, extra_len);
-        return 36 + extra_len;
+                memcpy(b + 2 * alen + 4, extra, extra_len);
+        return 2 * alen + 4 + extra_len;
 }
 
 /*
@@ -196,7 +188,7 @@ END_TEST
 
 START_TEST(test_v2_ipv4) {
         uint8_t h[PROXY_HEADER_MAX], b[PROXY_V2_MAX_PAYLOAD];
-        size_t n = v2(h, 0x21, 0x11, b, body4(b, "192.0.2.7", 51234, "198.51.100.1", 7, NULL, 0));
+        size_t n = v2(h, 0x21, 0x11, b, body(b, AF_INET, "192.0.2.7", 51234, "198.51.100.1", 7, NULL, 0));
         struct proxy_header ph = valid(h, n);
 
         ck_assert_uint_eq(n, 28);
@@ -209,14 +201,14 @@ END_TEST
 
 START_TEST(test_v2_ipv6) {
         uint8_t h[PROXY_HEADER_MAX], b[PROXY_V2_MAX_PAYLOAD];
-        size_t n = v2(h, 0x21, 0x21, b, body6(b, "2001:db8::5", 40022, "2001:db8::1", 7, NULL, 0));
+        size_t n = v2(h, 0x21, 0x21, b, body(b, AF_INET6, "2001:db8::5", 40022, "2001:db8::1", 7, NULL, 0));
         struct proxy_header ph = valid(h, n);
 
         ck_assert_uint_eq(n, 52);
         check_addr(&ph.src, AF_INET6, "2001:db8::5", 40022);
         check_addr(&ph.dst, AF_INET6, "2001:db8::1", 7);
 
-        n = v2(h, 0x21, 0x21, b, body6(b, "::ffff:192.0.2.9", 1, "::1", 7, NULL, 0));
+        n = v2(h, 0x21, 0x21, b, body(b, AF_INET6, "::ffff:192.0.2.9", 1, "::1", 7, NULL, 0));
         ph = valid(h, n);
         check_addr(&ph.src, AF_INET, "192.0.2.9", 1);
 }
@@ -234,20 +226,20 @@ START_TEST(test_v2_tlvs_and_padding) {
         struct proxy_header ph;
         size_t n;
 
-        n = v2(h, 0x21, 0x11, b, body4(b, "192.0.2.7", 1, "198.51.100.1", 7, tlvs, sizeof tlvs));
+        n = v2(h, 0x21, 0x11, b, body(b, AF_INET, "192.0.2.7", 1, "198.51.100.1", 7, tlvs, sizeof tlvs));
         ph = valid(h, n);
         check_addr(&ph.src, AF_INET, "192.0.2.7", 1);
 
-        n = v2(h, 0x21, 0x21, b, body6(b, "2001:db8::5", 2, "2001:db8::1", 7, tlvs, sizeof tlvs));
+        n = v2(h, 0x21, 0x21, b, body(b, AF_INET6, "2001:db8::5", 2, "2001:db8::1", 7, tlvs, sizeof tlvs));
         ph = valid(h, n);
         check_addr(&ph.src, AF_INET6, "2001:db8::5", 2);
 
         /* Padded to 84 bytes with zeros (an NLB), and to the cap. */
-        n = v2(h, 0x21, 0x11, b, body4(b, "192.0.2.8", 3, "198.51.100.1", 7, pad, 84 - 28));
+        n = v2(h, 0x21, 0x11, b, body(b, AF_INET, "192.0.2.8", 3, "198.51.100.1", 7, pad, 84 - 28));
         ck_assert_uint_eq(n, 84);
         ph = valid(h, n);
         check_addr(&ph.src, AF_INET, "192.0.2.8", 3);
-        n = v2(h, 0x21, 0x11, b, body4(b, "192.0.2.8", 3, "198.51.100.1", 7, pad, PROXY_V2_MAX_PAYLOAD - 12));
+        n = v2(h, 0x21, 0x11, b, body(b, AF_INET, "192.0.2.8", 3, "198.51.100.1", 7, pad, PROXY_V2_MAX_PAYLOAD - 12));
         ck_assert_uint_eq(n, PROXY_HEADER_MAX);
         (void) valid(h, n);
 }
@@ -261,7 +253,7 @@ START_TEST(test_v2_local_unspec) {
         /* LOCAL: whatever the family and addresses, they are not used. */
         ph = valid(h, v2(h, 0x20, 0x00, NULL, 0));
         ck_assert(!ph.has_addresses);
-        n = v2(h, 0x20, 0x11, b, body4(b, "10.9.9.9", 1, "10.0.0.1", 7, NULL, 0));
+        n = v2(h, 0x20, 0x11, b, body(b, AF_INET, "10.9.9.9", 1, "10.0.0.1", 7, NULL, 0));
         ph = valid(h, n);
         ck_assert(!ph.has_addresses);
         ph = valid(h, v2(h, 0x20, 0x31, b, 5));        /* UNIX, short: ignored */
